@@ -1,0 +1,140 @@
+# berth — build, demo, test.  GNU make, run as root on Debian.
+#
+#   make run     build berth and the busybox bundle, run a demo container
+#   make test    install test deps, lint, build, run every test
+#
+# Nothing here needs more than the Rust toolchain and apt-get.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO        ?= cargo
+APT_GET      ?= apt-get
+PREFIX       ?= /usr/local
+BIN          := target/release/berth
+
+# Debian packages the build, the bundles and the tests need.  Other targets
+# (test-vm, test-clients) add their own lists below and call $(call apt_install,...).
+DEPS         := busybox-static
+
+# Host busybox (busybox-static) that becomes the bundle's only binary.
+HOST_BUSYBOX := /bin/busybox
+BUSYBOX_BUNDLE := bundles/busybox
+ROOTFS       := $(BUSYBOX_BUNDLE)/rootfs
+
+.PHONY: all build deps bundles run test lint install clean
+
+all: build
+
+# ---------------------------------------------------------------- build
+
+build:
+	$(CARGO) build --release
+	@echo "built $(BIN)"
+
+# ---------------------------------------------------------------- deps
+
+# apt_install: install the named packages that are not installed yet, quietly.
+# Idempotent: when everything is present it runs no apt command at all.
+define apt_install
+	@missing=""; \
+	for p in $(1); do \
+	  case "$$(dpkg -s "$$p" 2>/dev/null)" in \
+	    *"Status: install ok installed"*) ;; \
+	    *) missing="$$missing $$p" ;; \
+	  esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(APT_GET) update -qq; \
+	  $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEPS))
+
+# ---------------------------------------------------------------- bundles
+
+bundles: $(ROOTFS)
+
+# The rootfs is built under target/ (ignored by git) and renamed into place, so it
+# is either complete or absent; the directory itself is the stamp.  Applet
+# links are made on the host (the bundle must not depend on running busybox
+# --install inside it) as relative links, so the tree works from any path.
+$(ROOTFS): Makefile | deps
+	@echo "building $@ from $(HOST_BUSYBOX)"
+	@tmp="target/bundles/$(notdir $(BUSYBOX_BUNDLE)).rootfs.tmp"; rm -rf "$$tmp"; \
+	mkdir -p "$$tmp"; \
+	cd "$$tmp"; \
+	mkdir -p bin sbin usr/bin usr/sbin etc proc sys dev tmp root var run; \
+	chmod 1777 tmp; chmod 700 root; \
+	install -m 755 $(HOST_BUSYBOX) bin/busybox; \
+	for path in $$(bin/busybox --list-full); do \
+	  case "$$path" in \
+	    bin/busybox) continue ;; \
+	    bin/*)              target=busybox ;; \
+	    sbin/*)             target=../bin/busybox ;; \
+	    usr/bin/*|usr/sbin/*) target=../../bin/busybox ;; \
+	    *) continue ;; \
+	  esac; \
+	  ln -sfn "$$target" "$$path"; \
+	done; \
+	printf '%s\n' \
+	  'root:x:0:0:root:/root:/bin/sh' \
+	  'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > etc/passwd; \
+	printf '%s\n' \
+	  'root:x:0:' 'tty:x:5:' 'nogroup:x:65534:' > etc/group; \
+	echo berth > etc/hostname; \
+	printf '%s\n' '127.0.0.1 localhost' '::1 localhost' > etc/hosts; \
+	cd - >/dev/null; \
+	touch "$$tmp"; \
+	rm -rf "$@"; mv "$$tmp" "$@"
+	@test -x $@/bin/sh
+
+# ---------------------------------------------------------------- run
+
+# What the demo container prints about itself (sh -c inside the container).
+DEMO_SCRIPT := \
+  echo "hello from inside berth"; \
+  echo "hostname: $$(hostname)"; \
+  echo "my pid:   $$$$ (pid 1 of a new pid namespace)"; \
+  echo "processes I can see:"; ps -o pid,comm; \
+  echo "my root mount:"; grep " / / " /proc/self/mountinfo; \
+  echo "my cgroups:"; cat /proc/self/cgroup
+
+run: deps build bundles
+	$(BIN) run -b $(BUSYBOX_BUNDLE) demo-$$$$ sh -c '$(DEMO_SCRIPT)'
+	@echo
+	@echo "Now break a container and see that the bundle does not care:"
+	@echo "  $(BIN) run --keep -b $(BUSYBOX_BUNDLE) d1 sh -c 'rm -rf /bin; echo gone'"
+	@echo "  $(BIN) diff d1        # D /bin"
+	@echo "  $(BIN) delete d1"
+	@echo "  $(BIN) run -b $(BUSYBOX_BUNDLE) d2 ls /bin | head -3   # /bin is back"
+
+# ---------------------------------------------------------------- test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Unit tests and the integration tests in tests/*.rs (which run the real
+# binary as root, found through CARGO_BIN_EXE_berth).
+test: lint deps build bundles
+	$(CARGO) test --release
+
+# ---------------------------------------------------------------- more tests
+# test-vm (pure cgroup-v2 host under qemu) and test-clients (podman,
+# containerd) go here; each installs its own packages with
+# $(call apt_install,...) and is added to .PHONY.
+
+# ---------------------------------------------------------------- install
+
+install: build
+	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/berth
+
+clean:
+	$(CARGO) clean
+	rm -rf $(ROOTFS)

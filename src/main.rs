@@ -1,0 +1,44 @@
+//! berth: entry point. Parses the command line, sets up logging, dispatches to
+//! one subcommand and turns an error into the one line a person or an
+//! orchestrator reads: `berth: <what failed>: <why>`.
+
+mod cgroups;
+mod cli;
+mod commands;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod security;
+mod spec;
+mod state;
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    match commands::dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let msg = format!("{err:#}");
+            logging::log(logging::Level::Error, &msg);
+            if logging::has_file() {
+                eprintln!("berth: {msg}");
+            }
+            ExitCode::from(exit_code_of(&err))
+        }
+    }
+}
+
+/// Exit status for an error: 127/126 when the container's executable was not
+/// found / not executable (as a shell does), 1 for any other runtime error.
+fn exit_code_of(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<process::ExecError>() {
+        Some(e) => e.exit_code(),
+        None => 1,
+    }
+}

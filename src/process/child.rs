@@ -1,0 +1,300 @@
+//! The child: a clone of `berth create` that turns itself into the container
+//! process. `init` is the whole checklist, in the order that security needs;
+//! every step is a small call. It never returns: it either `execve`s the
+//! user's program or reports its error over the sync channel and exits.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{chdir, execve};
+use oci_spec::runtime::{Process, Spec};
+
+use super::sync::{Channel, Msg};
+use super::ExecError;
+use crate::{namespaces, rootfs, security, sys};
+
+/// Everything the child needs, prepared by the parent before the clone.
+pub struct ChildContext<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub mode: rootfs::Mode,
+    pub layer_dir: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub ns: &'a namespaces::Plan,
+    /// The exec fifo, opened O_RDWR by the parent: reading blocks until `start`.
+    pub fifo: OwnedFd,
+    pub chan: Channel,
+}
+
+/// Run the child and never return.
+pub fn run(ctx: ChildContext) -> ! {
+    let err = match init(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let (code, msg) = match err.downcast_ref::<ExecError>() {
+        Some(e) => (e.code, e.msg.clone()),
+        None => (1, format!("{err:#}")),
+    };
+    if ctx
+        .chan
+        .send(&Msg::Error {
+            code,
+            msg: msg.clone(),
+        })
+        .is_err()
+    {
+        // After start there is nobody listening: say it on our stderr.
+        eprintln!("berth: {msg}");
+    }
+    // SAFETY: _exit skips the parent's atexit handlers and stdio buffers that
+    // this forked copy must not run or flush twice.
+    unsafe { libc::_exit(code as i32) }
+}
+
+fn init(ctx: &ChildContext) -> Result<Infallible> {
+    let process = ctx
+        .spec
+        .process()
+        .as_ref()
+        .context("config.json: process is missing")?;
+    // Die with the parent until it has recorded us in state.json. Had it died
+    // before this line, the `Go` below reads end-of-stream and we exit.
+    sys::set_parent_death_signal(libc::SIGKILL)?;
+    // Wait until the parent has put us in our cgroups.
+    ctx.chan.expect(Msg::Go)?;
+    // Join namespaces by path; new cgroup namespace rooted at our cgroup.
+    namespaces::enter_child(ctx.ns)?;
+    // Build the root (overlay or bind, mounts, /dev) and pivot into it.
+    rootfs::setup(&rootfs::RootfsConfig {
+        spec: ctx.spec,
+        bundle: ctx.bundle,
+        rootfs: ctx.rootfs,
+        mode: ctx.mode,
+        layer_dir: ctx.layer_dir,
+        no_pivot: ctx.no_pivot,
+    })?;
+    // Hostname and domainname belong to the container's uts namespace.
+    set_names(ctx.spec)?;
+    // Sysctls are written through the container's own /proc.
+    write_sysctls(ctx.spec)?;
+    // A new network namespace starts with lo down; runc brings it up.
+    if ctx.ns.new_net {
+        sys::loopback_up()?;
+    }
+    // Limits are inherited through execve.
+    security::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    // The working directory exists (created like runc does) and we stand in it.
+    enter_cwd(process.cwd())?;
+    // Resolve the program now so a typo is a create-time error (exit 127).
+    let mut env = process.env().clone().unwrap_or_default();
+    add_home(&mut env, process.user().uid());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
+    let exe = CString::new(exe.as_os_str().as_encoded_bytes()).context("executable path")?;
+    let argv = to_cstrings(&args)?;
+    let envp = to_cstrings(&env)?;
+    // Report ready, and stop depending on the parent once it has committed state.
+    ctx.chan.send(&Msg::Ready)?;
+    ctx.chan.expect(Msg::Commit)?;
+    sys::set_parent_death_signal(0)?;
+    ctx.chan.send(&Msg::Ack)?;
+    // Block until `berth start` writes to the exec fifo.
+    wait_for_start(&ctx.fifo)?;
+    // From here on errors go to our stderr: nobody waits on the channel.
+    drop_privileges(process)?;
+    reset_signals()?;
+    // Everything but stdio and the preserved fds is closed at execve.
+    sys::cloexec_fds_from(3 + ctx.preserve_fds)?;
+    let Err(err) = execve(&exe, &argv, &envp);
+    Err(exec_error(&args[0], err.into()))
+}
+
+/// runc sets HOME from the container's /etc/passwd when process.env lacks it.
+fn add_home(env: &mut Vec<String>, uid: u32) {
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .unwrap_or_else(|| "/".into());
+    env.push(format!("HOME={home}"));
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(name) = spec.hostname() {
+        nix::unistd::sethostname(name).with_context(|| format!("set hostname {name:?}"))?;
+    }
+    if let Some(name) = spec.domainname() {
+        // SAFETY: setdomainname reads `len` bytes of a buffer we own.
+        let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("set domainname {name:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        fs::write(&path, value)
+            .with_context(|| format!("linux.sysctl: write {value:?} to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    if !cwd.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(cwd)
+            .with_context(|| format!("create process.cwd {}", cwd.display()))?;
+    }
+    chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))
+}
+
+/// `PATH` lookup as a shell does, with the container's own `PATH`.
+fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return check_executable(&p).map(|_| p);
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut not_executable = None;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        match check_executable(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.downcast_ref::<ExecError>().is_some_and(|x| x.code == 126) => {
+                not_executable.get_or_insert(e);
+            }
+            Err(_) => {}
+        }
+    }
+    Err(not_executable.unwrap_or_else(|| {
+        ExecError {
+            code: 127,
+            msg: format!("exec {name:?}: executable file not found in $PATH"),
+        }
+        .into()
+    }))
+}
+
+fn check_executable(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| ExecError {
+        code: if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        },
+        msg: format!("exec {}: {e}", path.display()),
+    })?;
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(ExecError {
+            code: 126,
+            msg: format!("exec {}: permission denied", path.display()),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn exec_error(name: &str, err: std::io::Error) -> anyhow::Error {
+    let code = if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    ExecError {
+        code,
+        msg: format!("exec {name:?}: {err}"),
+    }
+    .into()
+}
+
+fn to_cstrings(items: &[String]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{s:?} contains a NUL byte")))
+        .collect()
+}
+
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("wait on the exec fifo"),
+        }
+    }
+}
+
+/// User, groups, umask, capabilities and no_new_privs, in that order.
+fn drop_privileges(process: &Process) -> Result<()> {
+    security::set_user(process.user())?;
+    if let Some(mask) = process.user().umask() {
+        umask(Mode::from_bits_truncate(mask as libc::mode_t));
+    }
+    match process.capabilities() {
+        Some(c) => security::set_capabilities(c)?,
+        None => security::drop_all_capabilities()?,
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs()?;
+    }
+    Ok(())
+}
+
+/// Undo what berth's own runtime set up: Rust ignores SIGPIPE, and `run`
+/// blocks every signal while it forwards them. Ignored signals and the mask
+/// both survive execve, so reset them.
+fn reset_signals() -> Result<()> {
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) }
+        .context("reset SIGPIPE")?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).context("unblock signals")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_follows_the_container_path() {
+        let env = vec!["PATH=/nonexistent:/bin".to_string()];
+        assert_eq!(
+            find_executable("sh", &env).expect("sh"),
+            PathBuf::from("/bin/sh")
+        );
+        let e = find_executable("no-such-cmd", &env).unwrap_err();
+        let e = e.downcast_ref::<ExecError>().expect("typed");
+        assert_eq!(e.code, 127);
+        assert!(e.msg.contains("no-such-cmd"));
+        let e = find_executable("/etc/passwd", &env).unwrap_err();
+        assert_eq!(e.downcast_ref::<ExecError>().expect("typed").code, 126);
+    }
+}

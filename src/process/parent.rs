@@ -1,0 +1,271 @@
+//! The parent stage: everything `berth create` (and the first half of `berth
+//! run`) does. Validation happens before the first file is made; from the
+//! first file on, a `Cleanup` guard undoes every step if a later one fails, so
+//! a failed create leaves no state dir, layer, cgroup or process behind.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{getpid, mkfifo, Pid};
+use oci_spec::runtime::Spec;
+
+use super::child;
+use super::sync::{self, Msg};
+use crate::cgroups::Cgroup;
+use crate::state::{self, Lock, State, Status};
+use crate::{logging, namespaces, rootfs, spec, sys};
+
+/// What `create` needs besides the spec.
+pub struct CreateOptions<'a> {
+    pub root: &'a Path,
+    pub layer_root: &'a Path,
+    pub id: &'a str,
+    /// Absolute bundle dir.
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// A container whose process waits on the exec fifo. The state lock is held
+/// until this is dropped.
+pub struct Created {
+    pub dir: PathBuf,
+    pub pid: Pid,
+    pub lock: Lock,
+}
+
+pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
+    // 1. Check everything before touching the system.
+    state::validate_id(opts.id)?;
+    spec::validate(spec, opts.bundle)?;
+    let root_path = spec
+        .root()
+        .as_ref()
+        .context("config.json: root is missing")?;
+    let rootfs = opts.bundle.join(root_path.path());
+    let mode = rootfs::choose_mode(spec, &rootfs)?;
+    let linux = spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let cgroup = Cgroup::plan(opts.id, cgroups_path, opts.systemd_cgroup)?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    cgroup.check(resources)?;
+    let ns = namespaces::plan(spec);
+
+    // 2. The state dir appears atomically, already locked and holding state.json.
+    let me = getpid().as_raw();
+    let mut st = State {
+        oci_version: state::OCI_VERSION.into(),
+        id: opts.id.into(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: opts.bundle.into(),
+        annotations: spec
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        rootfs: rootfs.clone(),
+        created: logging::rfc3339_now(),
+        owner: owner_name(),
+        pid_start_time: 0,
+        creator_pid: me,
+        creator_start_time: state::process_start_time(me).unwrap_or(0),
+        cgroup: cgroup.clone(),
+        rootfs_mode: mode,
+        layer_dir: (mode == rootfs::Mode::Overlay).then(|| opts.layer_root.join(opts.id)),
+    };
+    let (dir, lock) = state::create_locked(opts.root, opts.id, &st)?;
+    let mut cleanup = Cleanup {
+        state: st.clone(),
+        dir: dir.clone(),
+        child: None,
+        armed: true,
+    };
+
+    // 3. Layer, cgroup, exec fifo.
+    if let Some(layer) = &st.layer_dir {
+        rootfs::create_layer(layer)?;
+    }
+    cgroup.create(resources)?;
+    let fifo = make_exec_fifo(&dir)?;
+    let (parent_chan, child_chan) = sync::pair()?;
+    let cgroup_fd = cgroup.open_v2_dir()?;
+    namespaces::prepare_parent(&ns)?;
+
+    // 4. Clone the child: it becomes the container process.
+    let Some(pid) = sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? else {
+        drop(parent_chan);
+        child::run(child::ChildContext {
+            spec,
+            bundle: opts.bundle,
+            rootfs: &rootfs,
+            mode,
+            layer_dir: st.layer_dir.as_deref(),
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+            ns: &ns,
+            fifo,
+            chan: child_chan,
+        });
+    };
+    cleanup.child = Some(pid);
+    drop(child_chan);
+    drop(fifo);
+
+    // 5. Place it, let it build its root, record it, release it.
+    cgroup.add_process(pid.as_raw())?;
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        fs::write(&path, adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj: write {adj} to {path}"))?;
+    }
+    parent_chan.send(&Msg::Go)?;
+    parent_chan.expect(Msg::Ready)?;
+    st.pid = pid.as_raw();
+    st.pid_start_time =
+        state::process_start_time(st.pid).context("the container process exited during setup")?;
+    st.status = Status::Created;
+    st.creator_pid = 0;
+    st.creator_start_time = 0;
+    st.save(&dir)?;
+    if let Some(pid_file) = opts.pid_file {
+        write_pid_file(pid_file, pid.as_raw())?;
+    }
+    parent_chan.send(&Msg::Commit)?;
+    parent_chan.expect(Msg::Ack)?;
+    cleanup.armed = false;
+    Ok(Created { dir, pid, lock })
+}
+
+/// Undo a partial create: kill and reap the child, then remove everything.
+struct Cleanup {
+    state: State,
+    dir: PathBuf,
+    child: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Err(e) = destroy(&self.state, &self.dir) {
+            logging::warn(&format!("cleanup after failed create: {e:#}"));
+        }
+    }
+}
+
+/// Kill whatever is left of a container and remove its cgroup, layer and
+/// state dir. Used by `delete` and by a failed `create`.
+pub fn destroy(st: &State, dir: &Path) -> Result<()> {
+    if st.process_alive() {
+        kill_and_wait(st.pid, st.pid_start_time)?;
+    }
+    if st.cgroup.is_frozen() {
+        st.cgroup.thaw()?;
+    }
+    st.cgroup.kill_all(libc::SIGKILL)?;
+    st.cgroup.destroy()?;
+    if let Some(layer) = &st.layer_dir {
+        rootfs::remove_layer(layer)?;
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove state dir {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// SIGKILL the process (through a pidfd, so a reused pid is never hit) and
+/// wait, bounded, until it is gone.
+fn kill_and_wait(pid: i32, start_time: u64) -> Result<()> {
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("pidfd_open {pid}")),
+    };
+    // The pidfd pins the process: check it is still ours before signalling.
+    if !state::same_process(pid, start_time) {
+        return Ok(());
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL)
+        .or_else(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(|| format!("kill container process {pid}"))?;
+    wait_exit(&pidfd, Duration::from_secs(10))
+        .with_context(|| format!("wait for container process {pid} to exit"))
+}
+
+/// Wait until the process behind `pidfd` has exited.
+pub fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, ms) {
+            Ok(0) => bail!("still running after {} s", timeout.as_secs()),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll pidfd"),
+        }
+    }
+}
+
+/// mkfifo `<dir>/exec.fifo` and open it read-write: a read-write open never
+/// blocks, and the child's read then waits until `start` writes one byte.
+fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    let path = dir.join(state::EXEC_FIFO);
+    mkfifo(&path, Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("mkfifo {}", path.display()))?;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    Ok(f.into())
+}
+
+/// Write the pid file atomically (temp file + rename), as conmon expects.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().context("--pid-file has no file name")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("write pid file {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("rename pid file to {}", path.display()))
+}
+
+/// The name runc shows as OWNER: the user name of our uid.
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("#{uid}"))
+}

@@ -1,0 +1,261 @@
+//! The `type: cgroup` mount. On a pure cgroup-v2 host it is a cgroup2 mount.
+//! On a v1 or hybrid host it is what runc builds: a tmpfs holding, for each
+//! hierarchy the container's process belongs to, a bind of *its own* cgroup
+//! directory (so the container sees its cgroup as the root and nothing
+//! above), plus symlinks for co-mounted controllers (`cpu -> cpu,cpuacct`).
+//! Relies on the child already being in its cgroups. Must never expose a
+//! host cgroup above the container's own.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+
+use super::mounts::{finish_mount, mount_flags_of, MountOp};
+use super::paths::{Kind, Lookup, Root};
+use super::syscalls::{self, fd_path, SysError};
+
+/// One hierarchy this process is in, from /proc/self/cgroup.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Membership<'a> {
+    /// "cpu,cpuacct", "name=systemd", or "" for the v2 hierarchy.
+    pub controllers: &'a str,
+    pub path: &'a str,
+}
+
+/// A cgroup filesystem mount, from /proc/self/mountinfo.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CgroupMount {
+    pub root: String,
+    pub mountpoint: PathBuf,
+    pub v2: bool,
+    /// v1 super options, e.g. "rw,cpu,cpuacct".
+    pub super_opts: String,
+}
+
+pub fn parse_proc_cgroup(text: &str) -> Vec<Membership<'_>> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            let controllers = it.next()?;
+            let path = it.next()?;
+            Some(Membership { controllers, path })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_mountinfo_cgroups(text: &str) -> Vec<CgroupMount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() < sep + 4 || sep < 5 {
+            continue;
+        }
+        let v2 = match f[sep + 1] {
+            "cgroup" => false,
+            "cgroup2" => true,
+            _ => continue,
+        };
+        out.push(CgroupMount {
+            root: unescape(f[3]),
+            mountpoint: PathBuf::from(unescape(f[4])),
+            v2,
+            super_opts: f[sep + 3].to_string(),
+        });
+    }
+    out
+}
+
+/// The mount serving a membership: cgroup2 for "", else the v1 mount whose
+/// super options name every controller of the line.
+fn find_mount<'m>(mounts: &'m [CgroupMount], m: &Membership<'_>) -> Option<&'m CgroupMount> {
+    mounts.iter().find(|c| {
+        if m.controllers.is_empty() {
+            return c.v2;
+        }
+        !c.v2
+            && m.controllers
+                .split(',')
+                .all(|ctl| c.super_opts.split(',').any(|o| o == ctl))
+            && Path::new(m.path).starts_with(&c.root)
+    })
+}
+
+/// What to bind for each hierarchy: (host source dir, name under the tmpfs).
+pub fn plan_v1_binds(proc_cgroup: &str, mountinfo: &str) -> Vec<(PathBuf, String)> {
+    let mounts = parse_mountinfo_cgroups(mountinfo);
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    for m in parse_proc_cgroup(proc_cgroup) {
+        let Some(c) = find_mount(&mounts, &m) else {
+            continue;
+        };
+        let Some(name) = c.mountpoint.file_name() else {
+            continue;
+        };
+        let name = name.to_string_lossy().into_owned();
+        if out.iter().any(|(_, n)| *n == name) {
+            continue;
+        }
+        let rel = Path::new(m.path)
+            .strip_prefix(&c.root)
+            .unwrap_or(Path::new(""));
+        out.push((c.mountpoint.join(rel), name));
+    }
+    out
+}
+
+pub fn mount_cgroup(root: &Root, op: &MountOp) -> Result<()> {
+    let host_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false);
+    let target = root.ensure(&op.dest, Kind::Dir, Lookup::InRoot)?;
+    if host_v2 {
+        // A pure v2 host: the cgroup2 filesystem itself, rooted at the
+        // container's cgroup when it has a cgroup namespace.
+        syscalls::mount(
+            Some(Path::new("cgroup2")),
+            &fd_path(target.as_fd()),
+            Some("cgroup2"),
+            op.opts.flags,
+            op.opts.data(),
+        )
+        .context("mount cgroup2")?;
+        return finish_mount(root, op);
+    }
+    mount_v1(root, op, target)
+}
+
+fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<()> {
+    let flags = op.opts.flags;
+    // The tmpfs stays writable until the binds and symlinks are in.
+    let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
+    syscalls::mount(
+        Some(Path::new("tmpfs")),
+        &fd_path(target.as_fd()),
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755"),
+    )
+    .with_context(|| format!("mount tmpfs on {} (flags {})", op.dest.display(), syscalls::flags_str(tmpfs_flags)))?;
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let dir = root.open_in(&op.dest, OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)?;
+    for (source, name) in plan_v1_binds(&proc_cgroup, &mountinfo) {
+        let dest = op.dest.join(&name);
+        let sub = root.ensure(&dest, Kind::Dir, Lookup::InRoot)?;
+        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        syscalls::mount(Some(&source), &fd_path(sub.as_fd()), None, bind, None)
+            .with_context(|| format!("bind mount {} on {} (flags bind|rec)", source.display(), dest.display()))?;
+        let m = root.open_in(&dest, OFlag::O_PATH, Lookup::InRoot)?;
+        let re = op.opts.bind_remount_flags(mount_flags_of(m.as_fd())?);
+        syscalls::mount(None, &fd_path(m.as_fd()), None, re, None)
+            .with_context(|| format!("remount {} (flags {})", dest.display(), syscalls::flags_str(re)))?;
+        // Co-mounted controllers are reachable under each controller's name.
+        if name.contains(',') {
+            for ctl in name.split(',').filter(|c| *c != name) {
+                match nix::unistd::symlinkat(name.as_str(), Some(dir.as_raw_fd()), ctl) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => {
+                        return Err(SysError(e)).with_context(|| format!("symlink {}/{ctl} -> {name}", op.dest.display()))
+                    }
+                }
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let m = root.open_in(&op.dest, OFlag::O_PATH, Lookup::InRoot)?;
+        let re = MsFlags::MS_REMOUNT | flags;
+        syscalls::mount(None, &fd_path(m.as_fd()), None, re, Some("mode=755"))
+            .with_context(|| format!("remount tmpfs on {} (flags {})", op.dest.display(), syscalls::flags_str(re)))?;
+    }
+    let mut rest = op.clone();
+    rest.opts.flags = MsFlags::empty();
+    rest.opts.cleared = MsFlags::empty();
+    finish_mount(root, &rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROC_CGROUP: &str = "\
+12:pids:/process_api/x
+8:memory:/process_api/x
+4:cpu,cpuacct:/process_api/x
+1:name=systemd:/user.slice
+0::/process_api/x
+";
+
+    const MOUNTINFO: &str = "\
+25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 25 0:26 / /sys/fs/cgroup rw shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid shared:11 - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:12 - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw,nosuid shared:13 - cgroup cgroup rw,memory
+35 30 0:31 / /sys/fs/cgroup/pids rw,nosuid shared:14 - cgroup cgroup rw,pids
+36 30 0:32 / /sys/fs/cgroup/cpuset rw,nosuid shared:15 - cgroup cgroup rw,cpuset
+37 25 0:33 / /mnt/with\\040space rw - cgroup cgroup rw,pids
+";
+
+    #[test]
+    fn parses_memberships() {
+        let m = parse_proc_cgroup(PROC_CGROUP);
+        assert_eq!(m.len(), 5);
+        assert_eq!(m[2], Membership { controllers: "cpu,cpuacct", path: "/process_api/x" });
+        assert_eq!(m[4], Membership { controllers: "", path: "/process_api/x" });
+    }
+
+    #[test]
+    fn parses_cgroup_mounts_and_unescapes() {
+        let m = parse_mountinfo_cgroups(MOUNTINFO);
+        assert_eq!(m.len(), 7);
+        assert!(m[0].v2);
+        assert_eq!(m[0].mountpoint, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(m[6].mountpoint, Path::new("/mnt/with space"));
+    }
+
+    #[test]
+    fn binds_only_own_cgroups_of_joined_hierarchies() {
+        let b = plan_v1_binds(PROC_CGROUP, MOUNTINFO);
+        let got: Vec<(String, &str)> = b
+            .iter()
+            .map(|(p, n)| (p.display().to_string(), n.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/sys/fs/cgroup/pids/process_api/x".to_string(), "pids"),
+                ("/sys/fs/cgroup/memory/process_api/x".to_string(), "memory"),
+                ("/sys/fs/cgroup/cpu,cpuacct/process_api/x".to_string(), "cpu,cpuacct"),
+                ("/sys/fs/cgroup/systemd/user.slice".to_string(), "systemd"),
+                ("/sys/fs/cgroup/unified/process_api/x".to_string(), "unified"),
+            ]
+        );
+        // cpuset is mounted but this process's file does not list it.
+        assert!(!b.iter().any(|(_, n)| n == "cpuset"));
+    }
+}

@@ -1,0 +1,81 @@
+//! `linux.maskedPaths` and `linux.readonlyPaths`: hiding and freezing kernel
+//! interfaces (`/proc/kcore`, `/proc/sys`, ...) inside the container. A
+//! masked file gets the container's `/dev/null` bound over it, and only after
+//! checking through the open fd that it really is the 1:3 character device; a
+//! masked directory gets an empty read-only tmpfs. Missing paths are skipped,
+//! as the spec says. This module must never mount a file it has not verified.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{fstat, major, minor};
+
+use super::mounts::bind_readonly;
+use super::paths::{Lookup, Root};
+use super::syscalls::{self, fd_path, SysError};
+
+/// Open the container's `/dev/null` and prove it is the real one, so a
+/// rootfs that planted a FIFO or a regular file there cannot be bound over
+/// `/proc/kcore` and the like.
+fn open_dev_null(root: &Root) -> Result<OwnedFd> {
+    let fd = root
+        .open_in(Path::new("/dev/null"), OFlag::O_PATH, Lookup::InRoot)
+        .context("open /dev/null in the container root")?;
+    let st = fstat(fd.as_raw_fd())
+        .map_err(SysError)
+        .context("stat /dev/null in the container root")?;
+    let rdev = st.st_rdev;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || major(rdev) != 1 || minor(rdev) != 3 {
+        bail!(
+            "/dev/null in the container root is not the 1:3 character device (mode {:o}, device {}:{})",
+            st.st_mode,
+            major(rdev),
+            minor(rdev)
+        );
+    }
+    Ok(fd)
+}
+
+pub fn mask_paths(root: &Root, paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let null = open_dev_null(root)?;
+    let null_path = fd_path(null.as_fd());
+    for p in paths {
+        let path = Path::new(p);
+        let fd = match root.open_in(path, OFlag::O_PATH, Lookup::InRoot) {
+            Ok(fd) => fd,
+            Err(SysError(Errno::ENOENT)) => continue,
+            Err(e) => return Err(e).with_context(|| format!("open masked path {p}")),
+        };
+        let st = fstat(fd.as_raw_fd())
+            .map_err(SysError)
+            .with_context(|| format!("stat masked path {p}"))?;
+        let target = fd_path(fd.as_fd());
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            syscalls::mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), flags, None)
+                .with_context(|| format!("mount tmpfs on {p} (flags {})", syscalls::flags_str(flags)))?;
+        } else {
+            syscalls::mount(Some(&null_path), &target, None, MsFlags::MS_BIND, None)
+                .with_context(|| format!("bind mount /dev/null on {p} (flags bind)"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
+    for p in paths {
+        match bind_readonly(root, Path::new(p), true) {
+            Ok(()) => {}
+            Err(e) if matches!(e.downcast_ref::<SysError>(), Some(SysError(Errno::ENOENT))) => {}
+            Err(e) => return Err(e).with_context(|| format!("make {p} read-only")),
+        }
+    }
+    Ok(())
+}

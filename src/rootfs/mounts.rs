@@ -1,0 +1,339 @@
+//! The spec's `mounts[]`: planned into a list of [`MountOp`]s (pure, checked
+//! before anything is touched) and applied in order inside the new root.
+//! Destinations are always resolved through [`Root`], never as host paths;
+//! procfs goes only on `/proc`, and `/proc`, `/sys` must be real directories.
+//! This module must never mount anything outside the container's root.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::statvfs::FsFlags;
+use oci_spec::runtime::Spec;
+
+use super::cgroup;
+use super::options::{parse_options, MountOptions};
+use super::paths::{clean, Kind, Lookup, Root};
+use super::syscalls::{self, fd_path};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Bind (or rbind) a host path, absolute after joining onto the bundle.
+    Bind { source: PathBuf },
+    /// A filesystem of a type: proc, sysfs, tmpfs, devpts, mqueue, cgroup2...
+    Fs { fstype: String, source: String },
+    /// `type: cgroup`: the host's v1 hierarchies, or cgroup2 on a v2 host.
+    Cgroup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOp {
+    /// Clean absolute path inside the container.
+    pub dest: PathBuf,
+    pub action: Action,
+    pub opts: MountOptions,
+}
+
+impl MountOp {
+    /// `/proc` and `/sys` may be neither symlinks nor pre-existing mounts.
+    pub fn lookup(&self) -> Lookup {
+        if self.dest == Path::new("/proc") || self.dest == Path::new("/sys") {
+            Lookup::Strict
+        } else {
+            Lookup::InRoot
+        }
+    }
+
+    /// runc-style: `mount proc on /proc (flags nosuid|nodev|noexec)`.
+    pub fn describe(&self) -> String {
+        let mut s = match &self.action {
+            Action::Bind { source } => format!("bind mount {} on {}", source.display(), self.dest.display()),
+            Action::Fs { fstype, source } if fstype == source => {
+                format!("mount {fstype} on {}", self.dest.display())
+            }
+            Action::Fs { fstype, source } => {
+                format!("mount {fstype} {source} on {}", self.dest.display())
+            }
+            Action::Cgroup => format!("mount cgroup on {}", self.dest.display()),
+        };
+        s.push_str(" (flags ");
+        s.push_str(&syscalls::flags_str(self.opts.flags));
+        if let Some(d) = self.opts.data() {
+            s.push_str(", data ");
+            s.push_str(d);
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// Turn `mounts[]` into operations, refusing what can never work. Cheap and
+/// side-effect free, so the parent can call it to validate config.json.
+pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
+    let Some(mounts) = spec.mounts() else {
+        return Ok(Vec::new());
+    };
+    let mut ops = Vec::with_capacity(mounts.len());
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = clean(m.destination());
+        let mut opts = parse_options(m.options().as_deref().unwrap_or_default());
+        let typ = m.typ().as_deref().unwrap_or("");
+        let here = || format!("mounts[{i}] on {}", m.destination().display());
+        if dest == Path::new("/") {
+            bail!("{}: mounting over the container's root is not allowed", here());
+        }
+        let action = if opts.is_bind() || typ == "bind" {
+            opts.flags |= MsFlags::MS_BIND;
+            let Some(source) = m.source() else {
+                bail!("{}: a bind mount needs a source", here());
+            };
+            // Relative sources are relative to the bundle, as runc does.
+            Action::Bind {
+                source: bundle.join(source),
+            }
+        } else {
+            match typ {
+                "" => bail!("{}: no type and no bind option", here()),
+                "proc" if dest != Path::new("/proc") => {
+                    bail!("{}: procfs may only be mounted on /proc", here())
+                }
+                "cgroup" => Action::Cgroup,
+                _ => Action::Fs {
+                    fstype: typ.to_string(),
+                    source: m
+                        .source()
+                        .as_ref()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| typ.to_string()),
+                },
+            }
+        };
+        ops.push(MountOp { dest, action, opts });
+    }
+    Ok(ops)
+}
+
+/// Apply the planned mounts in order: a later mount may sit on an earlier one.
+pub fn apply_mounts(root: &Root, ops: &[MountOp]) -> Result<()> {
+    for op in ops {
+        apply_mount(root, op).with_context(|| op.describe())?;
+    }
+    Ok(())
+}
+
+fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
+    match &op.action {
+        Action::Bind { source } => mount_bind(root, op, source),
+        Action::Fs { fstype, source } => {
+            let target = root.ensure(&op.dest, Kind::Dir, op.lookup())?;
+            let flags = op.opts.mount_flags();
+            syscalls::mount(
+                Some(Path::new(source)),
+                &fd_path(target.as_fd()),
+                Some(fstype),
+                flags,
+                op.opts.data(),
+            )?;
+            finish_mount(root, op)
+        }
+        Action::Cgroup => cgroup::mount_cgroup(root, op),
+    }
+}
+
+/// Bind a host path: source and target both by fd, the target created as a
+/// file or a directory to match the source.
+fn mount_bind(root: &Root, op: &MountOp, source: &Path) -> Result<()> {
+    let src = syscalls::open_host(source, OFlag::O_PATH)
+        .with_context(|| format!("open bind source {}", source.display()))?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&src))
+        .map_err(syscalls::SysError)
+        .with_context(|| format!("stat bind source {}", source.display()))?;
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let kind = if is_dir { Kind::Dir } else { Kind::File };
+    let target = root.ensure(&op.dest, kind, op.lookup())?;
+    let flags = op.opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+    syscalls::mount(
+        Some(&fd_path(src.as_fd())),
+        &fd_path(target.as_fd()),
+        None,
+        flags,
+        None,
+    )?;
+    finish_mount(root, op)
+}
+
+/// After the first mount(2): per-mount flags a bind could not take at once,
+/// recursive attributes, then propagation. All act on the new mount, found
+/// by resolving the destination again (the old fd is the dir beneath it).
+pub fn finish_mount(root: &Root, op: &MountOp) -> Result<()> {
+    let o = &op.opts;
+    let remount = o.is_bind() && o.needs_bind_remount();
+    if !remount && o.rec_set == 0 && o.rec_clear == 0 && o.propagation.is_empty() {
+        return Ok(());
+    }
+    let m = root
+        .open_in(&op.dest, OFlag::O_PATH, Lookup::InRoot)
+        .with_context(|| format!("open {} after mounting", root.display(&op.dest)))?;
+    let path = fd_path(m.as_fd());
+    if remount {
+        let flags = o.bind_remount_flags(mount_flags_of(m.as_fd())?);
+        syscalls::mount(None, &path, None, flags, None)
+            .with_context(|| format!("remount {} (flags {})", op.dest.display(), syscalls::flags_str(flags)))?;
+    }
+    if o.rec_set != 0 || o.rec_clear != 0 {
+        syscalls::mount_setattr_recursive(m.as_fd(), o.rec_set, o.rec_clear).with_context(|| {
+            format!(
+                "set recursive mount attributes on {} (set {:#x}, clear {:#x})",
+                op.dest.display(),
+                o.rec_set,
+                o.rec_clear
+            )
+        })?;
+    }
+    if !o.propagation.is_empty() {
+        syscalls::set_propagation(&path, o.propagation).with_context(|| {
+            format!(
+                "set propagation of {} to {}",
+                op.dest.display(),
+                syscalls::flags_str(o.propagation)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The per-mount flags a mount has now, as `MsFlags`. statvfs cannot say
+/// "strictatime"; it is what neither noatime nor relatime means.
+pub fn mount_flags_of(fd: BorrowedFd<'_>) -> Result<MsFlags> {
+    let st = nix::sys::statvfs::fstatvfs(fd)
+        .map_err(syscalls::SysError)
+        .context("statvfs of mount")?;
+    let f = st.flags();
+    const MAP: &[(FsFlags, MsFlags)] = &[
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    let mut out = MsFlags::empty();
+    for (s, m) in MAP {
+        if f.contains(*s) {
+            out |= *m;
+        }
+    }
+    if !out.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
+        out |= MsFlags::MS_STRICTATIME;
+    }
+    Ok(out)
+}
+
+/// Bind a path onto itself (recursively) and make the whole tree read-only:
+/// used for `readonlyPaths` and a read-only root. `mount_setattr` reaches
+/// every submount; before kernel 5.12 only the top mount can be made
+/// read-only.
+pub fn bind_readonly(root: &Root, dest: &Path, rebind: bool) -> Result<()> {
+    let fd = root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?;
+    let fd = if rebind {
+        let p = fd_path(fd.as_fd());
+        syscalls::mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .with_context(|| format!("bind mount {} onto itself (flags bind|rec)", dest.display()))?;
+        root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?
+    } else {
+        fd
+    };
+    match syscalls::mount_setattr_recursive(fd.as_fd(), syscalls::MOUNT_ATTR_RDONLY, 0) {
+        Ok(()) => return Ok(()),
+        Err(syscalls::SysError(nix::errno::Errno::ENOSYS)) => {}
+        Err(e) => return Err(e).with_context(|| format!("make {} read-only recursively", dest.display())),
+    }
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | mount_flags_of(fd.as_fd())?;
+    syscalls::mount(None, &fd_path(fd.as_fd()), None, flags, None)
+        .with_context(|| format!("remount {} (flags {})", dest.display(), syscalls::flags_str(flags)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mounts: &str) -> Spec {
+        let json = format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"mounts":{mounts}}}"#);
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn plans_the_default_runc_mounts() {
+        let s = spec(
+            r#"[{"destination":"/proc","type":"proc","source":"proc"},
+                {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+                {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
+                {"destination":"/data","source":"data","options":["rbind","ro","rprivate"]}]"#,
+        );
+        let ops = plan_mounts(&s, Path::new("/srv/b")).unwrap();
+        assert_eq!(ops.len(), 4);
+        assert_eq!(ops[0].lookup(), Lookup::Strict);
+        assert_eq!(ops[0].describe(), "mount proc on /proc (flags 0)");
+        assert_eq!(
+            ops[1].describe(),
+            "mount tmpfs on /dev (flags nosuid|strictatime, data mode=755,size=65536k)"
+        );
+        assert_eq!(ops[1].lookup(), Lookup::InRoot);
+        assert_eq!(ops[2].lookup(), Lookup::Strict);
+        assert_eq!(
+            ops[3].action,
+            Action::Bind {
+                source: PathBuf::from("/srv/b/data")
+            }
+        );
+        assert!(ops[3].opts.needs_bind_remount());
+        assert_eq!(
+            ops[3].describe(),
+            "bind mount /srv/b/data on /data (flags ro|bind|rec)"
+        );
+    }
+
+    #[test]
+    fn bind_type_absolute_source_and_clean_destination() {
+        let s = spec(r#"[{"destination":"/etc/../etc/hosts/","type":"bind","source":"/etc/hosts"}]"#);
+        let ops = plan_mounts(&s, Path::new("/srv/b")).unwrap();
+        assert_eq!(ops[0].dest, Path::new("/etc/hosts"));
+        assert!(ops[0].opts.is_bind());
+        assert_eq!(
+            ops[0].action,
+            Action::Bind {
+                source: PathBuf::from("/etc/hosts")
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_proc_elsewhere_and_missing_pieces() {
+        let err = |m: &str| format!("{:#}", plan_mounts(&spec(m), Path::new("/b")).unwrap_err());
+        assert!(err(r#"[{"destination":"/x/proc","type":"proc"}]"#).contains("procfs may only be mounted on /proc"));
+        assert!(err(r#"[{"destination":"/proc/../x","type":"proc"}]"#).contains("only be mounted on /proc"));
+        assert!(err(r#"[{"destination":"/d","options":["bind"]}]"#).contains("needs a source"));
+        assert!(err(r#"[{"destination":"/d","source":"x"}]"#).contains("no type"));
+        assert!(err(r#"[{"destination":"/..","type":"tmpfs"}]"#).contains("container's root"));
+    }
+
+    #[test]
+    fn cgroup_types() {
+        let s = spec(
+            r#"[{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
+                {"destination":"/sys/fs/cgroup","type":"cgroup2","source":"cgroup2"}]"#,
+        );
+        let ops = plan_mounts(&s, Path::new("/b")).unwrap();
+        assert_eq!(ops[0].action, Action::Cgroup);
+        assert_eq!(
+            ops[1].action,
+            Action::Fs {
+                fstype: "cgroup2".into(),
+                source: "cgroup2".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Privileges of the container process: rlimits, user and groups, the five
+//! capability sets, no_new_privs. Called by the child in a fixed order
+//! (see `process::child`); nothing here may run before the root is entered.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Context, Result};
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, User};
+
+use crate::sys;
+
+/// libc resource number and runc's name for a spec rlimit type.
+pub fn rlimit_resource(typ: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static str) {
+    use PosixRlimitType::*;
+    match typ {
+        RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),
+        RlimitFsize => (libc::RLIMIT_FSIZE, "RLIMIT_FSIZE"),
+        RlimitData => (libc::RLIMIT_DATA, "RLIMIT_DATA"),
+        RlimitStack => (libc::RLIMIT_STACK, "RLIMIT_STACK"),
+        RlimitCore => (libc::RLIMIT_CORE, "RLIMIT_CORE"),
+        RlimitRss => (libc::RLIMIT_RSS, "RLIMIT_RSS"),
+        RlimitNproc => (libc::RLIMIT_NPROC, "RLIMIT_NPROC"),
+        RlimitNofile => (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE"),
+        RlimitMemlock => (libc::RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"),
+        RlimitAs => (libc::RLIMIT_AS, "RLIMIT_AS"),
+        RlimitLocks => (libc::RLIMIT_LOCKS, "RLIMIT_LOCKS"),
+        RlimitSigpending => (libc::RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"),
+        RlimitMsgqueue => (libc::RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"),
+        RlimitNice => (libc::RLIMIT_NICE, "RLIMIT_NICE"),
+        RlimitRtprio => (libc::RLIMIT_RTPRIO, "RLIMIT_RTPRIO"),
+        RlimitRttime => (libc::RLIMIT_RTTIME, "RLIMIT_RTTIME"),
+    }
+}
+
+/// The caller's current (soft, hard) limit.
+pub fn current_rlimit(resource: libc::__rlimit_resource_t) -> Result<(u64, u64)> {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(resource, &mut cur) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit");
+    }
+    Ok((cur.rlim_cur, cur.rlim_max))
+}
+
+/// Apply `process.rlimits`. Raising a hard limit is refused on these hosts even
+/// for root, so that case gets a message naming the limit and the ceiling.
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for rl in rlimits {
+        let (resource, name) = rlimit_resource(rl.typ());
+        let want = libc::rlimit {
+            rlim_cur: rl.soft(),
+            rlim_max: rl.hard(),
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(resource, &want) } != 0 {
+            let err = std::io::Error::last_os_error();
+            let (_, hard) = current_rlimit(resource)?;
+            if err.raw_os_error() == Some(libc::EPERM) && rl.hard() > hard {
+                bail!(
+                    "rlimit {name} {} exceeds the hard limit {hard} of the caller",
+                    rl.hard()
+                );
+            }
+            return Err(err)
+                .with_context(|| format!("set rlimit {name} to {}/{}", rl.soft(), rl.hard()));
+        }
+    }
+    Ok(())
+}
+
+/// Switch to the spec's user, keeping capabilities so that `set_capabilities`
+/// can then decide exactly which ones survive.
+pub fn set_user(user: &User) -> Result<()> {
+    let uid = Uid::from_raw(user.uid());
+    let gid = Gid::from_raw(user.gid());
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    setgroups(&groups).context("setgroups for process.user.additionalGids")?;
+    setresgid(gid, gid, gid).with_context(|| format!("setgid {gid}"))?;
+    sys::set_keep_caps(true)?;
+    setresuid(uid, uid, uid).with_context(|| format!("setuid {uid}"))?;
+    sys::set_keep_caps(false)
+}
+
+fn to_caps(set: &Option<HashSet<oci_spec::runtime::Capability>>) -> Result<CapsHashSet> {
+    set.iter()
+        .flatten()
+        .map(|c| {
+            let name = format!("CAP_{c}");
+            name.parse::<Cap>()
+                .map_err(|_| anyhow::anyhow!("unknown capability {name:?}"))
+        })
+        .collect()
+}
+
+/// Apply all five capability sets. Bounding first (needs CAP_SETPCAP), then
+/// effective (shrinking it before permitted), permitted, inheritable, and
+/// finally ambient, which must be a subset of permitted and inheritable.
+pub fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
+    let bounding = to_caps(c.bounding()).context("process.capabilities.bounding")?;
+    let effective = to_caps(c.effective()).context("process.capabilities.effective")?;
+    let permitted = to_caps(c.permitted()).context("process.capabilities.permitted")?;
+    let inheritable = to_caps(c.inheritable()).context("process.capabilities.inheritable")?;
+    let ambient = to_caps(c.ambient()).context("process.capabilities.ambient")?;
+    let supported = caps::runtime::thread_all_supported();
+    for cap in supported.difference(&bounding) {
+        caps::drop(None, CapSet::Bounding, *cap)
+            .with_context(|| format!("drop {cap} from the bounding set"))?;
+    }
+    caps::set(None, CapSet::Effective, &effective).context("set effective capabilities")?;
+    caps::set(None, CapSet::Permitted, &permitted).context("set permitted capabilities")?;
+    caps::set(None, CapSet::Inheritable, &inheritable).context("set inheritable capabilities")?;
+    caps::clear(None, CapSet::Ambient).context("clear ambient capabilities")?;
+    for cap in &ambient {
+        caps::raise(None, CapSet::Ambient, *cap)
+            .with_context(|| format!("raise ambient capability {cap}"))?;
+    }
+    Ok(())
+}
+
+/// Without a capabilities section the process keeps nothing at all.
+pub fn drop_all_capabilities() -> Result<()> {
+    set_capabilities(&LinuxCapabilities::default().set_all_empty())
+}
+
+trait EmptyCaps {
+    fn set_all_empty(self) -> Self;
+}
+
+impl EmptyCaps for LinuxCapabilities {
+    fn set_all_empty(mut self) -> Self {
+        let empty = Some(HashSet::new());
+        self.set_bounding(empty.clone())
+            .set_effective(empty.clone())
+            .set_permitted(empty.clone())
+            .set_inheritable(empty.clone())
+            .set_ambient(empty);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_capabilities_map_to_kernel_ones() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding":["CAP_KILL","CAP_NET_BIND_SERVICE","CAP_AUDIT_WRITE"]}"#,
+        )
+        .expect("caps");
+        let set = to_caps(c.bounding()).expect("known");
+        assert!(set.contains(&Cap::CAP_KILL) && set.contains(&Cap::CAP_AUDIT_WRITE));
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn rlimit_names() {
+        assert_eq!(
+            rlimit_resource(PosixRlimitType::RlimitNofile),
+            (libc::RLIMIT_NOFILE, "RLIMIT_NOFILE")
+        );
+    }
+}

@@ -1,0 +1,340 @@
+//! Per-container state under `<root>/<id>/`: `state.json` (written atomically),
+//! the per-container `flock`, id rules, and the derived status. Status is never
+//! trusted from the file: it is recomputed from the live process (pid + start
+//! time), the exec fifo and the freezer. This module never kills or mounts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::Cgroup;
+use crate::rootfs;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+pub const OCI_VERSION: &str = "1.2.0";
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// Errors a caller branches on.
+#[derive(Debug)]
+pub enum StateError {
+    NotFound(String),
+    Exists(String),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::NotFound(id) => write!(f, "container {id} does not exist"),
+            StateError::Exists(id) => write!(f, "container {id} already exists"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// What `state.json` holds: the OCI state plus berth's own bookkeeping.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    /// Status when last written; read it through [`State::status`].
+    pub status: Status,
+    /// Container process pid in the host pid namespace (0 before it exists).
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The bundle's rootfs (absolute), as runc reports it.
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    pub owner: String,
+    /// Start time (clock ticks since boot) of `pid`, so a reused pid is never
+    /// mistaken for the container.
+    #[serde(default)]
+    pub pid_start_time: u64,
+    /// The `berth create`/`run` process while it is still creating.
+    #[serde(default)]
+    pub creator_pid: i32,
+    #[serde(default)]
+    pub creator_start_time: u64,
+    #[serde(default)]
+    pub cgroup: Cgroup,
+    pub rootfs_mode: rootfs::Mode,
+    /// `<layer root>/<id>` in overlay mode.
+    #[serde(default)]
+    pub layer_dir: Option<PathBuf>,
+}
+
+/// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}`, checked before any file is made.
+pub fn validate_id(id: &str) -> Result<()> {
+    let mut chars = id.chars();
+    let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok_first || !ok_rest || id.len() > 1024 {
+        bail!("invalid container id {id:?}: must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,1023}}");
+    }
+    Ok(())
+}
+
+pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+/// An exclusive `flock` on a container's state dir, held until dropped.
+pub struct Lock {
+    _dir: File,
+}
+
+impl Lock {
+    /// Wait for the lock on `dir`; `NotFound` if the dir does not exist.
+    pub fn acquire(dir: &Path, id: &str) -> Result<Lock> {
+        let f = match File::open(dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.to_string()).into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("open {}", dir.display())),
+        };
+        // SAFETY: flock on an fd we own; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("lock {}", dir.display()));
+        }
+        Ok(Lock { _dir: f })
+    }
+}
+
+/// Make the state dir of a new container, atomically: a hidden temp dir is
+/// made, locked and given its state.json, then renamed into place without
+/// replacing anything. So `<root>/<id>` never exists without a state.json, and
+/// a taken id is refused with `Exists`.
+pub fn create_locked(root: &Path, id: &str, st: &State) -> Result<(PathBuf, Lock)> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .with_context(|| format!("create state root {}", root.display()))?;
+    let dir = container_dir(root, id);
+    let tmp = root.join(format!(".{id}.{}", std::process::id()));
+    fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&tmp)
+        .with_context(|| format!("create state dir {}", tmp.display()))?;
+    let placed = (|| {
+        let lock = Lock::acquire(&tmp, id)?;
+        st.save(&tmp)?;
+        rename_noreplace(&tmp, &dir)?;
+        Ok(lock)
+    })();
+    match placed {
+        Ok(lock) => Ok((dir, lock)),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EEXIST) {
+        let id = to.file_name().map(|n| n.to_string_lossy().into_owned());
+        return Err(StateError::Exists(id.unwrap_or_default()).into());
+    }
+    Err(err).with_context(|| format!("rename {} to {}", from.display(), to.display()))
+}
+
+impl State {
+    /// Load `<dir>/state.json`; `NotFound` when the dir or file is gone.
+    pub fn load(dir: &Path, id: &str) -> Result<State> {
+        let path = dir.join(STATE_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StateError::NotFound(id.to_string()).into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))
+    }
+
+    /// Write `<dir>/state.json` atomically: temp file, fsync, rename.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(".state.json.tmp");
+        let path = dir.join(STATE_FILE);
+        let data = serde_json::to_vec(self).context("serialize state")?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("create {}", tmp.display()))?;
+        f.write_all(&data)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+    }
+
+    /// True when `pid` is alive and still the process we started.
+    pub fn process_alive(&self) -> bool {
+        self.pid > 0 && same_process(self.pid, self.pid_start_time)
+    }
+
+    /// The status, derived from the live system.
+    pub fn status(&self, dir: &Path) -> Status {
+        if self.pid == 0 {
+            if self.creator_pid > 0 && same_process(self.creator_pid, self.creator_start_time) {
+                return Status::Creating;
+            }
+            return Status::Stopped;
+        }
+        if !self.process_alive() {
+            return Status::Stopped;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        if self.cgroup.is_frozen() {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state JSON, as `berth state` prints it (runc's field set).
+    pub fn to_oci_json(&self, status: Status) -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": if status == Status::Stopped { 0 } else { self.pid },
+            "status": status.to_string(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        })
+    }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`), or None if it does not exist or is a zombie.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and ')': parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // After ')' the fields start at field 3 (state); start time is field 22.
+    fields.nth(22 - 4)?.parse().ok()
+}
+
+pub fn same_process(pid: i32, start_time: u64) -> bool {
+    process_start_time(pid).is_some_and(|t| t == start_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "A0", "web-1", "x.y_z", &"a".repeat(1024)] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "-a", ".a", "a b", "é", &"a".repeat(1025)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn start_time_of_self_and_missing() {
+        let me = std::process::id() as i32;
+        let t = process_start_time(me).expect("own start time");
+        assert!(same_process(me, t));
+        assert!(!same_process(me, t + 1));
+        assert!(process_start_time(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn state_round_trip_and_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let me = std::process::id() as i32;
+        let st = State {
+            oci_version: OCI_VERSION.into(),
+            id: "t".into(),
+            status: Status::Created,
+            pid: me,
+            bundle: "/b".into(),
+            annotations: BTreeMap::new(),
+            rootfs: "/b/rootfs".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            owner: "root".into(),
+            pid_start_time: process_start_time(me).expect("start time"),
+            creator_pid: 0,
+            creator_start_time: 0,
+            cgroup: Cgroup::default(),
+            rootfs_mode: rootfs::Mode::Overlay,
+            layer_dir: None,
+        };
+        st.save(dir.path()).expect("save");
+        let back = State::load(dir.path(), "t").expect("load");
+        assert_eq!(back.status(dir.path()), Status::Running);
+        fs::write(dir.path().join(EXEC_FIFO), b"").expect("fifo stand-in");
+        assert_eq!(back.status(dir.path()), Status::Created);
+        let mut dead = back.clone();
+        dead.pid_start_time += 1;
+        assert_eq!(dead.status(dir.path()), Status::Stopped);
+    }
+}

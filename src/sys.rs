@@ -1,0 +1,181 @@
+//! The syscall seam: thin wrappers over the few syscalls that `nix` does not
+//! cover (clone3 without a new stack, pidfd, close_range, prctl bits).
+//! Every `unsafe` block in process code that is not a mount lives here.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::unistd::Pid;
+
+/// `struct clone_args` from `<linux/sched.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone with namespace `flags`: returns `Some(child pid)` in the
+/// parent and `None` in the child. With `cgroup`, the child is born inside that
+/// cgroup (v2 `CLONE_INTO_CGROUP`), so it never runs a cycle outside it.
+pub fn clone_child(flags: u64, cgroup: Option<BorrowedFd>) -> Result<Option<Pid>> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 with a null stack behaves like fork: the child continues on
+    // a copy of our stack. berth is single-threaded here, so no lock held by
+    // another thread can be copied into the child.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let rc = if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        if cgroup.is_some() {
+            return Err(io::Error::last_os_error()).context("clone3 into cgroup");
+        }
+        // SAFETY: as above, the legacy clone with a null stack is a fork.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags | libc::SIGCHLD as u64,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        }
+    } else {
+        rc
+    };
+    match rc {
+        r if r < 0 => Err(io::Error::last_os_error()).context("clone container process"),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// A pidfd for `pid`, or None if the kernel lacks pidfd_open.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, returns a new fd we then own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Send `sig` to the process behind `pidfd` (immune to pid reuse).
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd; siginfo is NULL as the man page allows.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Mark every fd from `first` upwards close-on-exec.
+pub fn cloexec_fds_from(first: u32) -> Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: only sets a flag on our own fds.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("close_range CLOEXEC");
+    }
+    Ok(())
+}
+
+/// Ask for `sig` when our parent dies (0 clears it).
+pub fn set_parent_death_signal(sig: i32) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("prctl PR_SET_PDEATHSIG");
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("prctl PR_SET_NO_NEW_PRIVS");
+    }
+    Ok(())
+}
+
+pub fn set_keep_caps(keep: bool) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, keep as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("prctl PR_SET_KEEPCAPS");
+    }
+    Ok(())
+}
+
+/// Non-dumpable: the container can neither ptrace us nor open our /proc files.
+pub fn set_dumpable(dumpable: bool) -> Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("prctl PR_SET_DUMPABLE");
+    }
+    Ok(())
+}
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> Result<()> {
+    // SAFETY: socket() returns a new fd that we own right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).context("socket for loopback setup");
+    }
+    // SAFETY: fd was just returned by socket().
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills ifr_flags of a properly sized ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error()).context("get flags of lo");
+    }
+    // SAFETY: the union member ifru_flags was just set by the kernel.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error()).context("bring lo up");
+    }
+    Ok(())
+}

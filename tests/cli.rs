@@ -1,0 +1,167 @@
+//! The command line as orchestrators and people see it: version, help,
+//! runc-style JSON log lines, `spec` and `features`.
+
+mod common;
+
+use common::{stderr, stdout, Env};
+
+#[test]
+fn version_names_the_runtime_spec() {
+    let env = Env::new();
+    let out = env.ok(&["--version"]);
+    assert!(out.starts_with("berth "), "{out}");
+    assert!(out.contains("spec: 1."), "{out}");
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let env = Env::new();
+    let top = env.ok(&["--help"]);
+    assert!(top.contains("Example: berth "), "{top}");
+    for cmd in [
+        "create", "start", "run", "state", "list", "kill", "delete", "diff", "spec", "features",
+    ] {
+        let help = env.ok(&[cmd, "--help"]);
+        assert!(help.contains("Example: berth "), "{cmd}: {help}");
+    }
+}
+
+#[test]
+fn runc_flags_are_accepted() {
+    let env = Env::new();
+    let id = env.id("flags");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let pidfile = env.tmp.path().join("pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    env.ok(&[
+        "--debug",
+        "--systemd-cgroup=false",
+        "create",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        &pidfile_s,
+        "--no-pivot",
+        "--no-new-keyring",
+        "--preserve-fds",
+        "0",
+        &id,
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(pid, env.pid(&id));
+    env.ok(&["delete", &id]);
+}
+
+#[test]
+fn json_log_lines_for_errors() {
+    let env = Env::new();
+    let log = env.tmp.path().join("log.json");
+    let log_s = log.to_string_lossy().into_owned();
+    let out = env.berth(&["--log", &log_s, "--log-format", "json", "state", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let line: serde_json::Value =
+        serde_json::from_str(text.lines().last().expect("a line")).expect("json line");
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().is_some_and(|m| m.contains("nope")),
+        "{line}"
+    );
+    let time = line["time"].as_str().expect("time");
+    assert!(
+        time.len() >= 20 && time.contains('T') && time.ends_with('Z'),
+        "{time}"
+    );
+    // The person at the terminal still sees the one line.
+    assert!(stderr(&out).starts_with("berth: "), "{}", stderr(&out));
+}
+
+#[test]
+fn spec_writes_a_config_that_runs() {
+    let env = Env::new();
+    let dir = env.tmp.path().join("fresh");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir_s = dir.to_string_lossy().into_owned();
+    env.ok(&["spec", "-b", &dir_s]);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("written"))
+            .expect("json");
+    assert_eq!(cfg["root"]["path"], "rootfs");
+    assert!(cfg["ociVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("1.")));
+    // A second spec refuses to overwrite.
+    let out = env.berth(&["spec", "-b", &dir_s]);
+    assert!(!out.status.success());
+    // The default spec runs, given a rootfs (terminal off: no tty here).
+    std::os::unix::fs::symlink(common::busybox_rootfs(), dir.join("rootfs")).expect("link");
+    let mut cfg = cfg;
+    cfg["process"]["terminal"] = false.into();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec(&cfg).expect("j"),
+    )
+    .expect("w");
+    let id = env.id("fromspec");
+    let out = env.berth(&["run", "-b", &dir_s, &id, "echo", "ok"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ok\n");
+
+    let rl = env.tmp.path().join("rootless");
+    std::fs::create_dir_all(&rl).expect("mkdir");
+    env.ok(&["spec", "--rootless", "-b", &rl.to_string_lossy()]);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rl.join("config.json")).expect("written"))
+            .expect("json");
+    let ns = cfg["linux"]["namespaces"].as_array().expect("namespaces");
+    assert!(ns.iter().any(|n| n["type"] == "user"), "{cfg}");
+}
+
+#[test]
+fn features_json() {
+    let env = Env::new();
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["features"])).expect("json");
+    assert!(v["ociVersionMin"].is_string() && v["ociVersionMax"].is_string());
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    for want in ["pid", "network", "uts", "ipc", "mount", "cgroup"] {
+        assert!(ns.contains(&want), "{want} missing from {ns:?}");
+    }
+    assert!(v["mountOptions"].as_array().is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn env_and_command_overrides() {
+    let env = Env::new();
+    let id = env.id("envs");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let out = env.berth(&[
+        "run",
+        "-e",
+        "FOO=bar",
+        "-e",
+        "TERM=dumb",
+        "-b",
+        &bundle,
+        &id,
+        "env",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut lines: Vec<&str> = stdout(&out).lines().collect::<Vec<_>>();
+    lines.sort();
+    let text = stdout(&out);
+    lines.retain(|l| !l.is_empty());
+    assert!(lines.contains(&"FOO=bar"), "{text}");
+    assert!(lines.contains(&"TERM=dumb"), "{text}");
+    assert!(!lines.contains(&"TERM=xterm"), "{text}");
+    // Exactly process.env: nothing of berth's own environment leaks in.
+    assert!(!lines.iter().any(|l| l.starts_with("CARGO")), "{text}");
+}

@@ -1,0 +1,202 @@
+//! Shared harness for the integration tests: each `Env` has its own `--root`,
+//! `--layer-root` and bundle dir under a temp dir, hands out unique ids, and
+//! on drop force-deletes every container it made, so a failed assertion
+//! leaves nothing behind. The tests run the real binary as root.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Absolute path of the busybox bundle's rootfs built by `make bundles`.
+pub fn busybox_rootfs() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/busybox/rootfs");
+    assert!(
+        p.join("bin/busybox").exists(),
+        "{} is missing: run `make bundles` first",
+        p.display()
+    );
+    p
+}
+
+/// The committed busybox config.json, parsed.
+pub fn busybox_config() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/busybox/config.json");
+    serde_json::from_slice(&std::fs::read(p).expect("read config.json")).expect("parse")
+}
+
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub layer_root: PathBuf,
+    /// A bundle whose config is the busybox one with root.path absolute.
+    pub bundle: PathBuf,
+    ids: std::sync::Mutex<Vec<String>>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Self::with_config(|_| {})
+    }
+
+    /// A fresh env whose bundle config is the busybox one, edited by `edit`.
+    pub fn with_config(edit: impl FnOnce(&mut serde_json::Value)) -> Env {
+        let tmp = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().join("root");
+        let layer_root = tmp.path().join("layers");
+        let bundle = tmp.path().join("bundle");
+        std::fs::create_dir_all(&bundle).expect("bundle dir");
+        let env = Env {
+            root,
+            layer_root,
+            bundle,
+            tmp,
+            ids: Default::default(),
+        };
+        env.write_config(edit);
+        env
+    }
+
+    /// Rewrite this env's config.json from the busybox one.
+    pub fn write_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut cfg = busybox_config();
+        cfg["root"]["path"] = busybox_rootfs().to_string_lossy().into_owned().into();
+        edit(&mut cfg);
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&cfg).expect("json"),
+        )
+        .expect("write config.json");
+    }
+
+    /// A unique container id, remembered for cleanup.
+    pub fn id(&self, name: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{name}-{}-{n}", std::process::id());
+        self.track(&id);
+        id
+    }
+
+    pub fn track(&self, id: &str) {
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.push(id.to_string());
+        }
+    }
+
+    /// A berth command with this env's --root and --layer-root.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("--root").arg(&self.root);
+        c.arg("--layer-root").arg(&self.layer_root);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run berth with `args`, capturing output.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn berth")
+    }
+
+    /// Run berth and assert success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `berth run -b <bundle> <id> <cmd…>` in the foreground.
+    pub fn run(&self, id: &str, cmd: &[&str]) -> Output {
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        let mut args = vec!["run", "-b", &bundle, id];
+        args.extend_from_slice(cmd);
+        self.berth(&args)
+    }
+
+    /// `berth create -b <bundle> <id> <cmd…>`, asserting success.
+    pub fn create(&self, id: &str, cmd: &[&str]) {
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        let mut args = vec!["create", "-b", &bundle, id];
+        args.extend_from_slice(cmd);
+        self.ok(&args);
+    }
+
+    /// The parsed `berth state <id>`.
+    pub fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state json")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or("").to_string()
+    }
+
+    pub fn pid(&self, id: &str) -> i32 {
+        self.state(id)["pid"].as_i64().unwrap_or(0) as i32
+    }
+
+    /// Wait (bounded) until the container reaches `status`.
+    pub fn wait_status(&self, id: &str, status: &str) {
+        for _ in 0..200 {
+            if self.status(id) == status {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("container {id} never reached {status}: {}", self.status(id));
+    }
+
+    /// Nothing of `id` is left: no state dir, no layer dir, no mount.
+    pub fn assert_gone(&self, id: &str) {
+        assert!(
+            !self.root.join(id).exists(),
+            "state dir of {id} left behind"
+        );
+        assert!(
+            !self.layer_root.join(id).exists(),
+            "layer dir of {id} left behind"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let tmp = self.tmp.path().to_string_lossy().into_owned();
+        assert!(
+            !mounts.contains(&tmp),
+            "mounts under {tmp} left behind:\n{mounts}"
+        );
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.ids.lock().map(|v| v.clone()).unwrap_or_default();
+        for id in ids {
+            let _ = self.berth(&["delete", "--force", &id]);
+        }
+    }
+}
+
+/// Text of an output's stdout / stderr.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The namespace link of a process, e.g. `pid:[4026531836]`.
+pub fn ns_of(pid: i32, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

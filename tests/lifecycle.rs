@@ -1,0 +1,238 @@
+//! The OCI lifecycle, exit codes and signals, checked against the real
+//! kernel: create → created → start → running → kill → stopped → delete.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ns_of, stderr, stdout, Env};
+
+#[test]
+fn create_start_kill_delete() {
+    let env = Env::new();
+    let id = env.id("life");
+    env.create(&id, &["sleep", "1000"]);
+    assert_eq!(env.status(&id), "created");
+    let pid = env.pid(&id);
+    assert!(pid > 0);
+    // Created: the process exists but has not exec'd the user command yet.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    assert!(
+        !exe.to_string_lossy().contains("busybox"),
+        "user command ran before start: {exe:?}"
+    );
+    let st = env.state(&id);
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(
+        st["ociVersion"].as_str().map(|v| v.starts_with("1.")),
+        Some(true)
+    );
+    assert_eq!(st["bundle"], env.bundle.to_string_lossy().as_ref());
+    assert!(st["annotations"].is_object());
+
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "running");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    assert!(exe.to_string_lossy().ends_with("busybox"), "{exe:?}");
+
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+    let out = env.berth(&["state", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_foreground_prints_and_cleans_up() {
+    let env = Env::new();
+    let id = env.id("fg");
+    let out = env.run(&id, &["sh", "-c", "echo hello from $(hostname)"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from berth\n");
+    env.assert_gone(&id);
+}
+
+#[test]
+fn run_detached_then_kill_and_delete() {
+    let env = Env::new();
+    let id = env.id("detach");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
+    assert_eq!(env.status(&id), "running");
+    let out = env.berth(&["delete", &id]);
+    assert!(
+        !out.status.success(),
+        "delete of a running container must fail"
+    );
+    assert!(stderr(&out).contains("not stopped"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1);
+    env.ok(&["kill", &id, "SIGTERM"]);
+    // sleep as pid 1 ignores TERM (no handler): still running, then KILL.
+    env.ok(&["kill", &id, "9"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn delete_force_kills_running_container() {
+    let env = Env::new();
+    let id = env.id("force");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
+    let pid = env.pid(&id);
+    env.ok(&["delete", "--force", &id]);
+    env.assert_gone(&id);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn exit_codes() {
+    let env = Env::new();
+    let id = env.id("exit42");
+    let out = env.run(&id, &["sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    env.assert_gone(&id);
+
+    let id = env.id("killed");
+    let out = env.run(&id, &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn sigterm_to_run_reaches_the_container() {
+    let env = Env::new();
+    let id = env.id("term");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let child = env
+        .cmd()
+        .args([
+            "run",
+            "-b",
+            &bundle,
+            &id,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    env.wait_status(&id, "running");
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: plain kill(2) on the pid of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(7));
+    assert!(stdout(&out).contains("got-term"), "{}", stdout(&out));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn run_keep_leaves_a_stopped_container() {
+    let env = Env::new();
+    let id = env.id("keep");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let out = env.berth(&["run", "--keep", "-b", &bundle, &id, "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.status(&id), "stopped");
+    assert_eq!(env.pid(&id), 0);
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn namespaces_are_new_and_hostname_is_the_configs() {
+    let env = Env::new();
+    let id = env.id("ns");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
+    let pid = env.pid(&id);
+    let me = std::process::id() as i32;
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        let (theirs, ours) = (ns_of(pid, ns), ns_of(me, ns));
+        assert!(!theirs.is_empty());
+        assert_ne!(theirs, ours, "{ns} namespace is shared with the host");
+    }
+    env.ok(&["delete", "--force", &id]);
+
+    let id = env.id("ps");
+    let out = env.run(&id, &["sh", "-c", "hostname; ps -o pid,comm"]);
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("berth"));
+    let pids: Vec<&str> = lines
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(pids, ["1", "2"], "ps inside sees more than its own: {text}");
+}
+
+#[test]
+fn mountinfo_inside_shows_overlay_root_and_host_gains_nothing() {
+    let env = Env::new();
+    let before = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let id = env.id("mnt");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
+    let pid = env.pid(&id);
+    let inside = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("theirs");
+    let root_line = inside
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .expect("a root mount");
+    assert!(root_line.contains(" - overlay "), "{root_line}");
+    for dst in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+    ] {
+        assert!(
+            inside
+                .lines()
+                .any(|l| l.split_whitespace().nth(4) == Some(dst)),
+            "{dst} not mounted inside:\n{inside}"
+        );
+    }
+    let during = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert_eq!(
+        before.lines().count(),
+        during.lines().count(),
+        "host mountinfo changed"
+    );
+    env.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn list_table_json_and_quiet() {
+    let env = Env::new();
+    let a = env.id("lista");
+    let b = env.id("listb");
+    env.create(&a, &["true"]);
+    env.create(&b, &["true"]);
+    let table = env.ok(&["list"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
+    assert!(table.contains(&a) && table.contains(&b));
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["list", "--format", "json"])).expect("list json");
+    let arr = json.as_array().expect("array");
+    assert_eq!(arr.len(), 2);
+    assert!(arr.iter().all(|c| c["status"] == "created"));
+    let quiet = env.ok(&["list", "-q"]);
+    assert_eq!(quiet.lines().collect::<Vec<_>>(), [a.as_str(), b.as_str()]);
+}
