@@ -7,7 +7,7 @@
 //! host cgroup above the container's own.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -53,7 +53,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -100,14 +103,26 @@ fn find_mount<'m>(mounts: &'m [CgroupMount], m: &Membership<'_>) -> Option<&'m C
             && m.controllers
                 .split(',')
                 .all(|ctl| c.super_opts.split(',').any(|o| o == ctl))
-            && Path::new(m.path).starts_with(&c.root)
     })
 }
 
-/// What to bind for each hierarchy: (host source dir, name under the tmpfs).
-pub fn plan_v1_binds(proc_cgroup: &str, mountinfo: &str) -> Vec<(PathBuf, String)> {
+/// How one hierarchy appears under the container's cgroup tmpfs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum V1Source {
+    /// Bind the host directory of the container's own cgroup.
+    Bind(PathBuf),
+    /// In a cgroup namespace whose root lies below the host mount's root
+    /// (mountinfo shows the root as "/../.."), the directory has no host
+    /// path we can name; a new mount of the hierarchy is rooted at the
+    /// namespace's cgroup, which is what the container must see.
+    Fresh { fstype: &'static str, data: String },
+}
+
+/// For each hierarchy the process is in: its name under the tmpfs
+/// (the host mountpoint's last component) and where it comes from.
+pub fn plan_v1(proc_cgroup: &str, mountinfo: &str) -> Vec<(String, V1Source)> {
     let mounts = parse_mountinfo_cgroups(mountinfo);
-    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    let mut out: Vec<(String, V1Source)> = Vec::new();
     for m in parse_proc_cgroup(proc_cgroup) {
         let Some(c) = find_mount(&mounts, &m) else {
             continue;
@@ -116,13 +131,28 @@ pub fn plan_v1_binds(proc_cgroup: &str, mountinfo: &str) -> Vec<(PathBuf, String
             continue;
         };
         let name = name.to_string_lossy().into_owned();
-        if out.iter().any(|(_, n)| *n == name) {
+        if out.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        let rel = Path::new(m.path)
-            .strip_prefix(&c.root)
-            .unwrap_or(Path::new(""));
-        out.push((c.mountpoint.join(rel), name));
+        let root = Path::new(&c.root);
+        let below = !root.components().any(|x| x == Component::ParentDir);
+        let source = match Path::new(m.path).strip_prefix(root) {
+            Ok(rel) if below => V1Source::Bind(c.mountpoint.join(rel)),
+            _ if c.v2 => V1Source::Fresh {
+                fstype: "cgroup2",
+                data: String::new(),
+            },
+            // Without "none", a name=-only hierarchy would mean "all controllers".
+            _ if m.controllers.starts_with("name=") => V1Source::Fresh {
+                fstype: "cgroup",
+                data: format!("none,{}", m.controllers),
+            },
+            _ => V1Source::Fresh {
+                fstype: "cgroup",
+                data: m.controllers.to_string(),
+            },
+        };
+        out.push((name, source));
     }
     out
 }
@@ -159,27 +189,70 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
         tmpfs_flags,
         Some("mode=755"),
     )
-    .with_context(|| format!("mount tmpfs on {} (flags {})", op.dest.display(), syscalls::flags_str(tmpfs_flags)))?;
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    .with_context(|| {
+        format!(
+            "mount tmpfs on {} (flags {})",
+            op.dest.display(),
+            syscalls::flags_str(tmpfs_flags)
+        )
+    })?;
+    let proc_cgroup =
+        std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let dir = root.open_in(&op.dest, OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)?;
-    for (source, name) in plan_v1_binds(&proc_cgroup, &mountinfo) {
+    for (name, source) in plan_v1(&proc_cgroup, &mountinfo) {
         let dest = op.dest.join(&name);
         let sub = root.ensure(&dest, Kind::Dir, Lookup::InRoot)?;
-        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-        syscalls::mount(Some(&source), &fd_path(sub.as_fd()), None, bind, None)
-            .with_context(|| format!("bind mount {} on {} (flags bind|rec)", source.display(), dest.display()))?;
+        let target = fd_path(sub.as_fd());
+        match &source {
+            V1Source::Bind(src) => {
+                let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+                syscalls::mount(Some(src), &target, None, bind, None).with_context(|| {
+                    format!(
+                        "bind mount {} on {} (flags bind|rec)",
+                        src.display(),
+                        dest.display()
+                    )
+                })?;
+            }
+            V1Source::Fresh { fstype, data } => {
+                let data = (!data.is_empty()).then_some(data.as_str());
+                syscalls::mount(
+                    Some(Path::new(fstype)),
+                    &target,
+                    Some(fstype),
+                    MsFlags::empty(),
+                    data,
+                )
+                .with_context(|| {
+                    format!(
+                        "mount {fstype} on {} (data {})",
+                        dest.display(),
+                        data.unwrap_or("")
+                    )
+                })?;
+            }
+        }
+        // Per-mount flags (ro, nosuid...) go on with a bind remount either way.
         let m = root.open_in(&dest, OFlag::O_PATH, Lookup::InRoot)?;
         let re = op.opts.bind_remount_flags(mount_flags_of(m.as_fd())?);
-        syscalls::mount(None, &fd_path(m.as_fd()), None, re, None)
-            .with_context(|| format!("remount {} (flags {})", dest.display(), syscalls::flags_str(re)))?;
+        syscalls::mount(None, &fd_path(m.as_fd()), None, re, None).with_context(|| {
+            format!(
+                "remount {} (flags {})",
+                dest.display(),
+                syscalls::flags_str(re)
+            )
+        })?;
         // Co-mounted controllers are reachable under each controller's name.
         if name.contains(',') {
             for ctl in name.split(',').filter(|c| *c != name) {
                 match nix::unistd::symlinkat(name.as_str(), Some(dir.as_raw_fd()), ctl) {
                     Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
                     Err(e) => {
-                        return Err(SysError(e)).with_context(|| format!("symlink {}/{ctl} -> {name}", op.dest.display()))
+                        return Err(SysError(e)).with_context(|| {
+                            format!("symlink {}/{ctl} -> {name}", op.dest.display())
+                        })
                     }
                 }
             }
@@ -188,8 +261,15 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
     if flags.contains(MsFlags::MS_RDONLY) {
         let m = root.open_in(&op.dest, OFlag::O_PATH, Lookup::InRoot)?;
         let re = MsFlags::MS_REMOUNT | flags;
-        syscalls::mount(None, &fd_path(m.as_fd()), None, re, Some("mode=755"))
-            .with_context(|| format!("remount tmpfs on {} (flags {})", op.dest.display(), syscalls::flags_str(re)))?;
+        syscalls::mount(None, &fd_path(m.as_fd()), None, re, Some("mode=755")).with_context(
+            || {
+                format!(
+                    "remount tmpfs on {} (flags {})",
+                    op.dest.display(),
+                    syscalls::flags_str(re)
+                )
+            },
+        )?;
     }
     let mut rest = op.clone();
     rest.opts.flags = MsFlags::empty();
@@ -225,8 +305,20 @@ mod tests {
     fn parses_memberships() {
         let m = parse_proc_cgroup(PROC_CGROUP);
         assert_eq!(m.len(), 5);
-        assert_eq!(m[2], Membership { controllers: "cpu,cpuacct", path: "/process_api/x" });
-        assert_eq!(m[4], Membership { controllers: "", path: "/process_api/x" });
+        assert_eq!(
+            m[2],
+            Membership {
+                controllers: "cpu,cpuacct",
+                path: "/process_api/x"
+            }
+        );
+        assert_eq!(
+            m[4],
+            Membership {
+                controllers: "",
+                path: "/process_api/x"
+            }
+        );
     }
 
     #[test]
@@ -240,22 +332,62 @@ mod tests {
 
     #[test]
     fn binds_only_own_cgroups_of_joined_hierarchies() {
-        let b = plan_v1_binds(PROC_CGROUP, MOUNTINFO);
-        let got: Vec<(String, &str)> = b
-            .iter()
-            .map(|(p, n)| (p.display().to_string(), n.as_str()))
-            .collect();
+        let b = plan_v1(PROC_CGROUP, MOUNTINFO);
+        let bind = |p: &str| V1Source::Bind(PathBuf::from(p));
         assert_eq!(
-            got,
+            b,
             vec![
-                ("/sys/fs/cgroup/pids/process_api/x".to_string(), "pids"),
-                ("/sys/fs/cgroup/memory/process_api/x".to_string(), "memory"),
-                ("/sys/fs/cgroup/cpu,cpuacct/process_api/x".to_string(), "cpu,cpuacct"),
-                ("/sys/fs/cgroup/systemd/user.slice".to_string(), "systemd"),
-                ("/sys/fs/cgroup/unified/process_api/x".to_string(), "unified"),
+                (
+                    "pids".to_string(),
+                    bind("/sys/fs/cgroup/pids/process_api/x")
+                ),
+                (
+                    "memory".to_string(),
+                    bind("/sys/fs/cgroup/memory/process_api/x")
+                ),
+                (
+                    "cpu,cpuacct".to_string(),
+                    bind("/sys/fs/cgroup/cpu,cpuacct/process_api/x")
+                ),
+                (
+                    "systemd".to_string(),
+                    bind("/sys/fs/cgroup/systemd/user.slice")
+                ),
+                (
+                    "unified".to_string(),
+                    bind("/sys/fs/cgroup/unified/process_api/x")
+                ),
             ]
         );
         // cpuset is mounted but this process's file does not list it.
-        assert!(!b.iter().any(|(_, n)| n == "cpuset"));
+        assert!(!b.iter().any(|(n, _)| n == "cpuset"));
+    }
+
+    #[test]
+    fn cgroup_namespace_below_mount_root_mounts_fresh() {
+        // What `unshare -C` shows on this host.
+        let proc_cgroup = "4:memory:/\n1:name=systemd:/\n2:cpu:/\n0::/\n";
+        let mountinfo = "\
+35 31 0:32 /../.. /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+40 31 0:37 /.. /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd
+32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+41 31 0:38 /.. /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        let fresh = |fstype, data: &str| V1Source::Fresh {
+            fstype,
+            data: data.to_string(),
+        };
+        assert_eq!(
+            plan_v1(proc_cgroup, mountinfo),
+            vec![
+                ("memory".to_string(), fresh("cgroup", "memory")),
+                ("systemd".to_string(), fresh("cgroup", "none,name=systemd")),
+                (
+                    "cpu".to_string(),
+                    V1Source::Bind(PathBuf::from("/sys/fs/cgroup/cpu"))
+                ),
+                ("unified".to_string(), fresh("cgroup2", "")),
+            ]
+        );
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
-use nix::unistd::{fchownat, symlinkat, unlinkat, FchownatFlags, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use super::mounts::{Action, MountOp};
@@ -45,17 +45,22 @@ pub struct Device {
 pub enum DevMount {
     /// No mount on /dev: berth mounts its own tmpfs first.
     Missing,
-    /// A bind from the host: left exactly as it is.
-    Bind,
-    /// A filesystem (tmpfs): berth fills it.
-    Fs,
+    /// A tmpfs: fresh and private, berth fills it.
+    Tmpfs,
+    /// A bind of the host's /dev, or devtmpfs (the host's device
+    /// superblock): left exactly as it is, since replacing a node there
+    /// would replace the host's.
+    Host,
 }
 
 pub fn dev_mount(ops: &[MountOp]) -> DevMount {
     match ops.iter().rev().find(|o| o.dest == Path::new("/dev")) {
         None => DevMount::Missing,
-        Some(o) if matches!(o.action, Action::Bind { .. }) => DevMount::Bind,
-        Some(_) => DevMount::Fs,
+        Some(MountOp {
+            action: Action::Fs { fstype, .. },
+            ..
+        }) if fstype == "tmpfs" => DevMount::Tmpfs,
+        Some(_) => DevMount::Host,
     }
 }
 
@@ -132,13 +137,23 @@ impl Drop for UmaskGuard {
 pub fn populate_dev(root: &Root, devices: &[Device]) -> Result<()> {
     // Modes must be exactly the spec's (0666), not cut by our umask.
     let _umask = UmaskGuard(nix::sys::stat::umask(Mode::empty()));
-    for d in devices {
-        create_device(root, d)
-            .with_context(|| format!("create device {} ({}:{})", d.path.display(), d.major, d.minor))?;
-    }
     let dev = root
-        .open_in(Path::new("/dev"), OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)
+        .open_in(
+            Path::new("/dev"),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Lookup::InRoot,
+        )
         .context("open /dev in the container root")?;
+    for d in devices {
+        create_device(root, dev.as_fd(), d).with_context(|| {
+            format!(
+                "create device {} ({}:{})",
+                d.path.display(),
+                d.major,
+                d.minor
+            )
+        })?;
+    }
     let mut links: Vec<(&str, &str)> = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -167,12 +182,18 @@ fn symlink(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<()> {
     }
 }
 
-fn create_device(root: &Root, d: &Device) -> Result<()> {
+/// `dev` is the open `/dev`, used directly for the usual `/dev/<name>`.
+fn create_device(root: &Root, dev: BorrowedFd<'_>, d: &Device) -> Result<()> {
     let (Some(parent), Some(name)) = (d.path.parent(), d.path.file_name()) else {
         bail!("not a device path");
     };
-    let dir = root.ensure(parent, Kind::Dir, Lookup::InRoot)?;
-    let dirfd = dir.as_raw_fd();
+    let other;
+    let dirfd = if parent == Path::new("/dev") {
+        dev.as_raw_fd()
+    } else {
+        other = root.ensure(parent, Kind::Dir, Lookup::InRoot)?;
+        other.as_raw_fd()
+    };
     let perm = Mode::from_bits_truncate(d.mode);
     let dev = makedev(d.major, d.minor);
     let mut made = mknodat(Some(dirfd), name, d.kind, perm, dev);
@@ -193,7 +214,7 @@ fn create_device(root: &Root, d: &Device) -> Result<()> {
             name,
             d.uid.map(Uid::from_raw),
             d.gid.map(Gid::from_raw),
-            FchownatFlags::NoFollowSymlink,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(SysError)
         .context("chown")?;
@@ -233,7 +254,10 @@ mod tests {
         assert_eq!(d.len(), 9);
         assert_eq!(d[0].path, Path::new("/dev/null"));
         assert_eq!(d[0].uid, Some(0));
-        let tun = d.iter().find(|x| x.path == Path::new("/dev/net/tun")).unwrap();
+        let tun = d
+            .iter()
+            .find(|x| x.path == Path::new("/dev/net/tun"))
+            .unwrap();
         assert_eq!((tun.major, tun.minor, tun.mode), (10, 200, 0o666));
         assert_eq!(d[7].kind, SFlag::S_IFBLK);
         assert_eq!(d[8].kind, SFlag::S_IFIFO);
@@ -256,7 +280,7 @@ mod tests {
     fn dev_mount_kind_follows_last_mount() {
         assert_eq!(dev_mount(&[]), DevMount::Missing);
         let mut ops = vec![default_dev_mount()];
-        assert_eq!(dev_mount(&ops), DevMount::Fs);
+        assert_eq!(dev_mount(&ops), DevMount::Tmpfs);
         ops.push(MountOp {
             dest: PathBuf::from("/dev"),
             action: Action::Bind {
@@ -264,7 +288,7 @@ mod tests {
             },
             opts: parse_options(&["rbind"]),
         });
-        assert_eq!(dev_mount(&ops), DevMount::Bind);
+        assert_eq!(dev_mount(&ops), DevMount::Host);
         assert_eq!(
             default_dev_mount().describe(),
             "mount tmpfs on /dev (flags nosuid|strictatime, data mode=755,size=65536k)"

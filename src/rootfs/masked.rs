@@ -58,9 +58,18 @@ pub fn mask_paths(root: &Root, paths: &[String]) -> Result<()> {
             .with_context(|| format!("stat masked path {p}"))?;
         let target = fd_path(fd.as_fd());
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            syscalls::mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), flags, None)
-                .with_context(|| format!("mount tmpfs on {p} (flags {})", syscalls::flags_str(flags)))?;
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            syscalls::mount(
+                Some(Path::new("tmpfs")),
+                &target,
+                Some("tmpfs"),
+                flags,
+                None,
+            )
+            .with_context(|| {
+                format!("mount tmpfs on {p} (flags {})", syscalls::flags_str(flags))
+            })?;
         } else {
             syscalls::mount(Some(&null_path), &target, None, MsFlags::MS_BIND, None)
                 .with_context(|| format!("bind mount /dev/null on {p} (flags bind)"))?;
@@ -71,7 +80,7 @@ pub fn mask_paths(root: &Root, paths: &[String]) -> Result<()> {
 
 pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        match bind_readonly(root, Path::new(p), true) {
+        match bind_readonly(root, Path::new(p)) {
             Ok(()) => {}
             Err(e) if matches!(e.downcast_ref::<SysError>(), Some(SysError(Errno::ENOENT))) => {}
             Err(e) => return Err(e).with_context(|| format!("make {p} read-only")),

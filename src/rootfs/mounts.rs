@@ -49,7 +49,9 @@ impl MountOp {
     /// runc-style: `mount proc on /proc (flags nosuid|nodev|noexec)`.
     pub fn describe(&self) -> String {
         let mut s = match &self.action {
-            Action::Bind { source } => format!("bind mount {} on {}", source.display(), self.dest.display()),
+            Action::Bind { source } => {
+                format!("bind mount {} on {}", source.display(), self.dest.display())
+            }
             Action::Fs { fstype, source } if fstype == source => {
                 format!("mount {fstype} on {}", self.dest.display())
             }
@@ -82,7 +84,10 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
         let typ = m.typ().as_deref().unwrap_or("");
         let here = || format!("mounts[{i}] on {}", m.destination().display());
         if dest == Path::new("/") {
-            bail!("{}: mounting over the container's root is not allowed", here());
+            bail!(
+                "{}: mounting over the container's root is not allowed",
+                here()
+            );
         }
         let action = if opts.is_bind() || typ == "bind" {
             opts.flags |= MsFlags::MS_BIND;
@@ -179,18 +184,25 @@ pub fn finish_mount(root: &Root, op: &MountOp) -> Result<()> {
     let path = fd_path(m.as_fd());
     if remount {
         let flags = o.bind_remount_flags(mount_flags_of(m.as_fd())?);
-        syscalls::mount(None, &path, None, flags, None)
-            .with_context(|| format!("remount {} (flags {})", op.dest.display(), syscalls::flags_str(flags)))?;
-    }
-    if o.rec_set != 0 || o.rec_clear != 0 {
-        syscalls::mount_setattr_recursive(m.as_fd(), o.rec_set, o.rec_clear).with_context(|| {
+        syscalls::mount(None, &path, None, flags, None).with_context(|| {
             format!(
-                "set recursive mount attributes on {} (set {:#x}, clear {:#x})",
+                "remount {} (flags {})",
                 op.dest.display(),
-                o.rec_set,
-                o.rec_clear
+                syscalls::flags_str(flags)
             )
         })?;
+    }
+    if o.rec_set != 0 || o.rec_clear != 0 {
+        syscalls::mount_setattr_recursive(m.as_fd(), o.rec_set, o.rec_clear).with_context(
+            || {
+                format!(
+                    "set recursive mount attributes on {} (set {:#x}, clear {:#x})",
+                    op.dest.display(),
+                    o.rec_set,
+                    o.rec_clear
+                )
+            },
+        )?;
     }
     if !o.propagation.is_empty() {
         syscalls::set_propagation(&path, o.propagation).with_context(|| {
@@ -232,28 +244,37 @@ pub fn mount_flags_of(fd: BorrowedFd<'_>) -> Result<MsFlags> {
     Ok(out)
 }
 
-/// Bind a path onto itself (recursively) and make the whole tree read-only:
-/// used for `readonlyPaths` and a read-only root. `mount_setattr` reaches
+/// Bind a path onto itself (recursively) and make the whole tree read-only,
+/// for `readonlyPaths`. `mount_setattr` reaches
 /// every submount; before kernel 5.12 only the top mount can be made
 /// read-only.
-pub fn bind_readonly(root: &Root, dest: &Path, rebind: bool) -> Result<()> {
+pub fn bind_readonly(root: &Root, dest: &Path) -> Result<()> {
     let fd = root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?;
-    let fd = if rebind {
-        let p = fd_path(fd.as_fd());
-        syscalls::mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-            .with_context(|| format!("bind mount {} onto itself (flags bind|rec)", dest.display()))?;
-        root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?
-    } else {
-        fd
-    };
+    let p = fd_path(fd.as_fd());
+    syscalls::mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+        .with_context(|| format!("bind mount {} onto itself (flags bind|rec)", dest.display()))?;
+    // The old fd is the directory beneath the new mount: look it up again.
+    let fd = root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?;
     match syscalls::mount_setattr_recursive(fd.as_fd(), syscalls::MOUNT_ATTR_RDONLY, 0) {
-        Ok(()) => return Ok(()),
-        Err(syscalls::SysError(nix::errno::Errno::ENOSYS)) => {}
-        Err(e) => return Err(e).with_context(|| format!("make {} read-only recursively", dest.display())),
+        Ok(()) => Ok(()),
+        Err(syscalls::SysError(nix::errno::Errno::ENOSYS)) => remount_readonly(root, dest),
+        Err(e) => Err(e).with_context(|| format!("make {} read-only recursively", dest.display())),
     }
-    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | mount_flags_of(fd.as_fd())?;
-    syscalls::mount(None, &fd_path(fd.as_fd()), None, flags, None)
-        .with_context(|| format!("remount {} (flags {})", dest.display(), syscalls::flags_str(flags)))
+}
+
+/// Make the one mount at `dest` read-only, keeping its other flags (which a
+/// user namespace may have locked). Submounts keep their own flags.
+pub fn remount_readonly(root: &Root, dest: &Path) -> Result<()> {
+    let fd = root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?;
+    let flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | mount_flags_of(fd.as_fd())?;
+    syscalls::mount(None, &fd_path(fd.as_fd()), None, flags, None).with_context(|| {
+        format!(
+            "remount {} (flags {})",
+            dest.display(),
+            syscalls::flags_str(flags)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -261,7 +282,8 @@ mod tests {
     use super::*;
 
     fn spec(mounts: &str) -> Spec {
-        let json = format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"mounts":{mounts}}}"#);
+        let json =
+            format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"mounts":{mounts}}}"#);
         serde_json::from_str(&json).unwrap()
     }
 
@@ -298,7 +320,8 @@ mod tests {
 
     #[test]
     fn bind_type_absolute_source_and_clean_destination() {
-        let s = spec(r#"[{"destination":"/etc/../etc/hosts/","type":"bind","source":"/etc/hosts"}]"#);
+        let s =
+            spec(r#"[{"destination":"/etc/../etc/hosts/","type":"bind","source":"/etc/hosts"}]"#);
         let ops = plan_mounts(&s, Path::new("/srv/b")).unwrap();
         assert_eq!(ops[0].dest, Path::new("/etc/hosts"));
         assert!(ops[0].opts.is_bind());
@@ -313,8 +336,10 @@ mod tests {
     #[test]
     fn refuses_proc_elsewhere_and_missing_pieces() {
         let err = |m: &str| format!("{:#}", plan_mounts(&spec(m), Path::new("/b")).unwrap_err());
-        assert!(err(r#"[{"destination":"/x/proc","type":"proc"}]"#).contains("procfs may only be mounted on /proc"));
-        assert!(err(r#"[{"destination":"/proc/../x","type":"proc"}]"#).contains("only be mounted on /proc"));
+        assert!(err(r#"[{"destination":"/x/proc","type":"proc"}]"#)
+            .contains("procfs may only be mounted on /proc"));
+        assert!(err(r#"[{"destination":"/proc/../x","type":"proc"}]"#)
+            .contains("only be mounted on /proc"));
         assert!(err(r#"[{"destination":"/d","options":["bind"]}]"#).contains("needs a source"));
         assert!(err(r#"[{"destination":"/d","source":"x"}]"#).contains("no type"));
         assert!(err(r#"[{"destination":"/..","type":"tmpfs"}]"#).contains("container's root"));

@@ -25,7 +25,7 @@ pub const PER_MOUNT: MsFlags = MsFlags::MS_RDONLY
     .union(MsFlags::MS_NODIRATIME)
     .union(ATIME_MODES);
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
     /// Flags to set, including `MS_BIND` (and `MS_REC` for `rbind`).
     pub flags: MsFlags,
@@ -40,6 +40,19 @@ pub struct MountOptions {
     pub rec_clear: u64,
     /// Everything the VFS does not know, comma-joined, for the filesystem.
     pub data: String,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: MsFlags::empty(),
+            rec_set: 0,
+            rec_clear: 0,
+            data: String::new(),
+        }
+    }
 }
 
 impl MountOptions {
@@ -119,19 +132,58 @@ fn effect(opt: &str) -> Option<Effect> {
         "rslave" => Propagation(MsFlags::MS_SLAVE | rec),
         "unbindable" => Propagation(MsFlags::MS_UNBINDABLE),
         "runbindable" => Propagation(MsFlags::MS_UNBINDABLE | rec),
-        "rro" => Recursive { set: MOUNT_ATTR_RDONLY, clear: 0 },
-        "rrw" => Recursive { set: 0, clear: MOUNT_ATTR_RDONLY },
-        "rnosuid" => Recursive { set: MOUNT_ATTR_NOSUID, clear: 0 },
-        "rsuid" => Recursive { set: 0, clear: MOUNT_ATTR_NOSUID },
-        "rnodev" => Recursive { set: MOUNT_ATTR_NODEV, clear: 0 },
-        "rdev" => Recursive { set: 0, clear: MOUNT_ATTR_NODEV },
-        "rnoexec" => Recursive { set: MOUNT_ATTR_NOEXEC, clear: 0 },
-        "rexec" => Recursive { set: 0, clear: MOUNT_ATTR_NOEXEC },
-        "rnodiratime" => Recursive { set: MOUNT_ATTR_NODIRATIME, clear: 0 },
-        "rdiratime" => Recursive { set: 0, clear: MOUNT_ATTR_NODIRATIME },
-        "rnoatime" => Recursive { set: MOUNT_ATTR_NOATIME, clear: MOUNT_ATTR_ATIME },
-        "rrelatime" => Recursive { set: MOUNT_ATTR_RELATIME, clear: MOUNT_ATTR_ATIME },
-        "rstrictatime" => Recursive { set: MOUNT_ATTR_STRICTATIME, clear: MOUNT_ATTR_ATIME },
+        "rro" => Recursive {
+            set: MOUNT_ATTR_RDONLY,
+            clear: 0,
+        },
+        "rrw" => Recursive {
+            set: 0,
+            clear: MOUNT_ATTR_RDONLY,
+        },
+        "rnosuid" => Recursive {
+            set: MOUNT_ATTR_NOSUID,
+            clear: 0,
+        },
+        "rsuid" => Recursive {
+            set: 0,
+            clear: MOUNT_ATTR_NOSUID,
+        },
+        "rnodev" => Recursive {
+            set: MOUNT_ATTR_NODEV,
+            clear: 0,
+        },
+        "rdev" => Recursive {
+            set: 0,
+            clear: MOUNT_ATTR_NODEV,
+        },
+        "rnoexec" => Recursive {
+            set: MOUNT_ATTR_NOEXEC,
+            clear: 0,
+        },
+        "rexec" => Recursive {
+            set: 0,
+            clear: MOUNT_ATTR_NOEXEC,
+        },
+        "rnodiratime" => Recursive {
+            set: MOUNT_ATTR_NODIRATIME,
+            clear: 0,
+        },
+        "rdiratime" => Recursive {
+            set: 0,
+            clear: MOUNT_ATTR_NODIRATIME,
+        },
+        "rnoatime" => Recursive {
+            set: MOUNT_ATTR_NOATIME,
+            clear: MOUNT_ATTR_ATIME,
+        },
+        "rrelatime" => Recursive {
+            set: MOUNT_ATTR_RELATIME,
+            clear: MOUNT_ATTR_ATIME,
+        },
+        "rstrictatime" => Recursive {
+            set: MOUNT_ATTR_STRICTATIME,
+            clear: MOUNT_ATTR_ATIME,
+        },
         // mount(8) convention: x-* options are for userspace tools only.
         o if o.starts_with("x-") => Ignore,
         _ => return None,
@@ -197,7 +249,12 @@ mod tests {
     #[test]
     fn devpts_data_keeps_order() {
         let o = parse_options(&[
-            "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
         ]);
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC);
         assert_eq!(o.data(), Some("newinstance,ptmxmode=0666,mode=0620,gid=5"));
@@ -207,7 +264,9 @@ mod tests {
     fn rbind_ro_with_propagation() {
         let o = parse_options(&["rbind", "ro", "rprivate", "nosuid"]);
         assert!(o.is_bind());
-        assert!(o.flags.contains(MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert!(o
+            .flags
+            .contains(MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         assert!(o.needs_bind_remount());
         assert_eq!(o.data(), None);
@@ -249,8 +308,12 @@ mod tests {
         );
         // A read-only source stays read-only unless the spec says rw.
         let ro = MsFlags::MS_RDONLY;
-        assert!(parse_options(&["bind", "nosuid"]).bind_remount_flags(ro).contains(ro));
-        assert!(!parse_options(&["bind", "rw"]).bind_remount_flags(ro).contains(ro));
+        assert!(parse_options(&["bind", "nosuid"])
+            .bind_remount_flags(ro)
+            .contains(ro));
+        assert!(!parse_options(&["bind", "rw"])
+            .bind_remount_flags(ro)
+            .contains(ro));
     }
 
     #[test]
@@ -274,7 +337,10 @@ mod tests {
 
     #[test]
     fn rootfs_propagation_words() {
-        assert_eq!(parse_propagation("rslave"), Some(MsFlags::MS_SLAVE | MsFlags::MS_REC));
+        assert_eq!(
+            parse_propagation("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
         assert_eq!(parse_propagation("private"), Some(MsFlags::MS_PRIVATE));
         assert_eq!(parse_propagation("ro"), None);
         assert_eq!(parse_propagation("bogus"), None);

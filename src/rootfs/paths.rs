@@ -118,7 +118,8 @@ impl Root {
             Ok(fd) => return Ok(fd),
             Err(SysError(Errno::ENOENT)) => {}
             Err(e) => {
-                return Err(e).with_context(|| format!("open {} in the container root", self.display(path)))
+                return Err(e)
+                    .with_context(|| format!("open {} in the container root", self.display(path)))
             }
         }
         self.create(&rel, kind, lookup)
@@ -135,7 +136,8 @@ impl Root {
                 _ => None,
             })
             .collect();
-        let mut parent = self.open_in(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY, lookup)?;
+        let mut parent =
+            self.open_in(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY, lookup)?;
         let mut prefix = PathBuf::with_capacity(rel.as_os_str().len());
         for (i, name) in names.iter().enumerate() {
             prefix.push(name);

@@ -46,10 +46,18 @@ pub fn enter_with_move(root: &Root) -> Result<()> {
         .map_err(SysError)
         .with_context(|| format!("chdir to new root {host}"))?;
     // Put the new root's mount over "/".
-    syscalls::mount(Some(Path::new(".")), Path::new("/"), None, MsFlags::MS_MOVE, None)
-        .with_context(|| format!("move mount {host} on / (flags move)"))?;
+    syscalls::mount(
+        Some(Path::new(".")),
+        Path::new("/"),
+        None,
+        MsFlags::MS_MOVE,
+        None,
+    )
+    .with_context(|| format!("move mount {host} on / (flags move)"))?;
     // Make that mount the process's root directory.
-    chroot(".").map_err(SysError).context("chroot to new root")?;
+    chroot(".")
+        .map_err(SysError)
+        .context("chroot to new root")?;
     // Leave no cwd outside the chroot (the classic chroot escape).
     chdir("/").map_err(SysError).context("chdir to /")?;
     Ok(())

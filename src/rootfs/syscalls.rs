@@ -73,7 +73,11 @@ pub fn openat2(
 
 /// `open(2)` of a host path (trusted: it comes from the spec or from berth).
 pub fn open_host(path: &Path, flags: OFlag) -> SysResult<OwnedFd> {
-    let fd = nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    let fd = nix::fcntl::open(
+        path,
+        flags | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
     // SAFETY: open just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -144,7 +148,8 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> SysR
 /// `Ok(None)` when the attribute is absent.
 pub fn lgetxattr(path: &Path, name: &std::ffi::CStr, buf: &mut [u8]) -> SysResult<Option<usize>> {
     use std::os::unix::ffi::OsStrExt;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError(Errno::EINVAL))?;
+    let cpath =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError(Errno::EINVAL))?;
     // SAFETY: both strings are NUL-terminated and outlive the call; the
     // kernel writes at most `buf.len()` bytes into `buf`.
     let ret = unsafe {
@@ -206,7 +211,10 @@ mod tests {
 
     #[test]
     fn sys_error_prints_libc_text() {
-        assert_eq!(SysError(Errno::ENOENT).to_string(), "No such file or directory");
+        assert_eq!(
+            SysError(Errno::ENOENT).to_string(),
+            "No such file or directory"
+        );
     }
 
     #[test]

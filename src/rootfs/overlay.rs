@@ -1,0 +1,304 @@
+//! The container's root mount: the choice between overlay and bind mode, the
+//! per-container layer dirs (`upper`, `work`, `merged`), and the mount that
+//! becomes `/`. In overlay mode the bundle's rootfs is only ever the
+//! read-only lower layer; this module must never write into it.
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::statfs::{statfs, OVERLAYFS_SUPER_MAGIC};
+use oci_spec::runtime::Spec;
+
+use super::syscalls::{self, fd_path};
+use super::Mode;
+
+/// Annotation that picks the mode by hand: "overlay" or "bind".
+pub const ROOTFS_ANNOTATION: &str = "run.berth.rootfs";
+pub const UPPER: &str = "upper";
+pub const WORK: &str = "work";
+pub const MERGED: &str = "merged";
+
+/// Overlay's data string is limited to one page; stay well below it.
+const MAX_DATA: usize = 4000;
+
+/// The pure part of [`super::choose_mode`]. An explicit "overlay" wins even
+/// over `root.readonly`: the root is then an overlay remounted read-only,
+/// which keeps the bundle untouched just as well and honours the request.
+pub fn decide_mode(
+    annotation: Option<&str>,
+    readonly: bool,
+    rootfs_is_overlay: bool,
+) -> Result<Mode> {
+    match annotation {
+        Some("overlay") => Ok(Mode::Overlay),
+        Some("bind") => Ok(Mode::Bind),
+        Some(other) => {
+            bail!("annotation {ROOTFS_ANNOTATION} {other:?} must be \"overlay\" or \"bind\"")
+        }
+        // Read-only root: nothing to capture, so no upper dir is needed.
+        // Rootfs already an overlay: its manager must see the writes.
+        None if readonly || rootfs_is_overlay => Ok(Mode::Bind),
+        None => Ok(Mode::Overlay),
+    }
+}
+
+pub fn choose_mode(spec: &Spec, rootfs: &Path) -> Result<Mode> {
+    let annotation = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ROOTFS_ANNOTATION))
+        .map(String::as_str);
+    let readonly = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    if let Some(a) = annotation {
+        return decide_mode(Some(a), readonly, false);
+    }
+    let st = statfs(rootfs)
+        .map_err(syscalls::SysError)
+        .with_context(|| format!("statfs rootfs {}", rootfs.display()))?;
+    decide_mode(
+        None,
+        readonly,
+        st.filesystem_type() == OVERLAYFS_SUPER_MAGIC,
+    )
+}
+
+pub fn create_layer(layer_dir: &Path) -> Result<()> {
+    if let Some(parent) = layer_dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("create layer root {}", parent.display()))?;
+    }
+    // 0700: the upper dir holds the container's files with their owners and
+    // modes; no other host user may walk into it. A leftover dir is refused
+    // so that no earlier container's writes show through.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(layer_dir)
+        .with_context(|| format!("create layer dir {}", layer_dir.display()))?;
+    std::fs::set_permissions(layer_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 0700 {}", layer_dir.display()))?;
+    for d in [UPPER, WORK, MERGED] {
+        let p = layer_dir.join(d);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&p)
+            .with_context(|| format!("create layer dir {}", p.display()))?;
+    }
+    Ok(())
+}
+
+pub fn remove_layer(layer_dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(layer_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // Overlay leaves work/work with mode 000; without CAP_DAC_OVERRIDE
+            // (rootless) the walk needs the dirs opened up first.
+            open_up_dirs(layer_dir)?;
+            std::fs::remove_dir_all(layer_dir)
+                .with_context(|| format!("remove layer dir {}", layer_dir.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("remove layer dir {}", layer_dir.display())),
+    }
+}
+
+fn open_up_dirs(dir: &Path) -> Result<()> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod 0700 {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))?;
+    for e in entries {
+        let e = e.with_context(|| format!("read dir {}", dir.display()))?;
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            open_up_dirs(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Backslash-escape what overlay's option parser treats as separators
+/// (`,` between options, `:` between lower dirs) and the escape itself.
+pub fn escape(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn overlay_data(lower: &Path, upper: &Path, work: &Path) -> String {
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        escape(lower),
+        escape(upper),
+        escape(work)
+    )
+}
+
+/// Mount the overlay on `<layer_dir>/merged` and return that path.
+pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
+    let upper = layer_dir.join(UPPER);
+    let work = layer_dir.join(WORK);
+    let merged = layer_dir.join(MERGED);
+    let mut data = overlay_data(rootfs, &upper, &work);
+    // Very long paths do not fit in one page: name the dirs by fd instead.
+    let _fds;
+    if data.len() > MAX_DATA {
+        let open = |p: &Path| {
+            syscalls::open_host(p, OFlag::O_PATH | OFlag::O_DIRECTORY).with_context(|| {
+                format!(
+                    "mount overlay on {}: open {}",
+                    merged.display(),
+                    p.display()
+                )
+            })
+        };
+        let fds = [open(rootfs)?, open(&upper)?, open(&work)?];
+        data = overlay_data(
+            &fd_path(fds[0].as_fd()),
+            &fd_path(fds[1].as_fd()),
+            &fd_path(fds[2].as_fd()),
+        );
+        _fds = fds;
+    }
+    syscalls::mount(
+        Some(Path::new("overlay")),
+        &merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
+    .with_context(|| overlay_error_context(&merged, rootfs, &upper, &work))?;
+    Ok(merged)
+}
+
+/// Name the one dir that is missing when there is one (runc's message:
+/// `mount overlay on …/merged: lowerdir=/srv/b/rootfs`), else all three.
+/// Runs only on the error path.
+fn overlay_error_context(merged: &Path, lower: &Path, upper: &Path, work: &Path) -> String {
+    let named = [("lowerdir", lower), ("upperdir", upper), ("workdir", work)];
+    let what = match named.iter().find(|(_, p)| !p.exists()) {
+        Some((n, p)) => format!("{n}={}", p.display()),
+        None => format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        ),
+    };
+    format!("mount overlay on {}: {what}", merged.display())
+}
+
+/// Bind mode: bind the rootfs onto itself so it is a mount point that
+/// pivot_root can enter, carrying any submounts with it.
+pub fn bind_rootfs(rootfs: &Path) -> Result<PathBuf> {
+    let fd = syscalls::open_host(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .with_context(|| format!("open rootfs {}", rootfs.display()))?;
+    let p = fd_path(fd.as_fd());
+    syscalls::mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+        .with_context(|| format!("bind mount {} on itself (flags bind|rec)", rootfs.display()))?;
+    Ok(rootfs.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_rules() {
+        assert_eq!(decide_mode(None, false, false).unwrap(), Mode::Overlay);
+        assert_eq!(decide_mode(None, true, false).unwrap(), Mode::Bind);
+        assert_eq!(decide_mode(None, false, true).unwrap(), Mode::Bind);
+        assert_eq!(decide_mode(Some("bind"), false, false).unwrap(), Mode::Bind);
+        assert_eq!(
+            decide_mode(Some("overlay"), true, true).unwrap(),
+            Mode::Overlay
+        );
+        let e = decide_mode(Some("xyz"), false, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            r#"annotation run.berth.rootfs "xyz" must be "overlay" or "bind""#
+        );
+    }
+
+    #[test]
+    fn choose_mode_reads_spec_and_fs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = |extra: &str| -> Spec {
+            serde_json::from_str(&format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"{extra}}}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(choose_mode(&spec(""), tmp.path()).unwrap(), Mode::Overlay);
+        assert_eq!(
+            choose_mode(&spec(r#","readonly":true"#), tmp.path()).unwrap(),
+            Mode::Bind
+        );
+        let e = choose_mode(&spec(""), &tmp.path().join("nope")).unwrap_err();
+        assert!(format!("{e:#}").contains("statfs rootfs"), "{e:#}");
+        let s: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},"annotations":{"run.berth.rootfs":"overlay"}}"#,
+        )
+        .unwrap();
+        assert_eq!(choose_mode(&s, tmp.path()).unwrap(), Mode::Overlay);
+    }
+
+    #[test]
+    fn escapes_separators() {
+        assert_eq!(escape(Path::new("/a,b:c\\d")), "/a\\,b\\:c\\\\d");
+        assert_eq!(
+            overlay_data(Path::new("/l"), Path::new("/u"), Path::new("/w")),
+            "lowerdir=/l,upperdir=/u,workdir=/w"
+        );
+    }
+
+    #[test]
+    fn error_names_the_missing_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let msg = overlay_error_context(&t.join("merged"), Path::new("/srv/b/rootfs"), t, t);
+        assert_eq!(
+            msg,
+            format!(
+                "mount overlay on {}/merged: lowerdir=/srv/b/rootfs",
+                t.display()
+            )
+        );
+    }
+
+    #[test]
+    fn layer_lifecycle_copes_with_mode_000_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layers/c1");
+        create_layer(&layer).unwrap();
+        let mode = std::fs::metadata(&layer).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        for d in [UPPER, WORK, MERGED] {
+            assert!(layer.join(d).is_dir());
+        }
+        assert!(
+            create_layer(&layer).is_err(),
+            "a leftover layer must be refused"
+        );
+        let ww = layer.join("work/work");
+        std::fs::create_dir(&ww).unwrap();
+        std::fs::write(ww.join("f"), b"x").unwrap();
+        std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o000)).unwrap();
+        remove_layer(&layer).unwrap();
+        assert!(!layer.exists());
+        remove_layer(&layer).unwrap();
+    }
+}
