@@ -24,7 +24,14 @@ pub fn write_path(path: &Path, value: &str) -> Result<()> {
         .write(true)
         .open(path)
         .and_then(|mut f| f.write_all(value.as_bytes()));
-    result.map_err(|e| anyhow!("write {} to {}: {}", value.trim_end(), path.display(), os_reason(&e)))
+    result.map_err(|e| {
+        anyhow!(
+            "write {} to {}: {}",
+            value.trim_end(),
+            path.display(),
+            os_reason(&e)
+        )
+    })
 }
 
 pub fn read_file(dir: &Path, file: &str) -> Result<String> {
@@ -122,7 +129,11 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
                 } else {
                     format!(" (processes still inside: {})", pids.join(" "))
                 };
-                return Err(anyhow!("remove cgroup {}: {}{extra}", dir.display(), os_reason(&e)));
+                return Err(anyhow!(
+                    "remove cgroup {}: {}{extra}",
+                    dir.display(),
+                    os_reason(&e)
+                ));
             }
         }
     }
@@ -192,7 +203,10 @@ mod tests {
         let err = write_file(t.path(), "absent.file", "5").unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.starts_with("write 5 to "), "{msg}");
-        assert!(msg.ends_with("absent.file: No such file or directory"), "{msg}");
+        assert!(
+            msg.ends_with("absent.file: No such file or directory"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -200,7 +214,10 @@ mod tests {
         let t = TempDir::new("files");
         let leaf = t.path().join("a/b/c");
         let made = make_dirs(&leaf).unwrap();
-        assert_eq!(made, vec![t.path().join("a"), t.path().join("a/b"), leaf.clone()]);
+        assert_eq!(
+            made,
+            vec![t.path().join("a"), t.path().join("a/b"), leaf.clone()]
+        );
         assert!(make_dirs(&leaf).unwrap().is_empty());
         remove_tree(&t.path().join("a/b")).unwrap();
         prune_parents(&t.path().join("a/b"), t.path());

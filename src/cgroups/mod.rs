@@ -1,49 +1,478 @@
-//! Control groups (placeholder interface; being built).
+//! Control groups: the one interface the rest of berth uses to place a
+//! container in cgroups, apply and update `linux.resources`, freeze, kill,
+//! read stats and clean up.
+//!
+//! The host is probed once in [`Cgroup::plan`] (pure v2, hybrid v1+v2, or v1)
+//! and the resolved directories are stored in the `Cgroup`, which lives in
+//! state.json, so later commands never probe again. Relative or absent
+//! `cgroupsPath` nests under the caller's own cgroup in every hierarchy.
+//! Every limit asked for is applied or the command fails naming the field,
+//! controller or file; nothing is skipped silently. This module must never
+//! move a cgroup it did not create, nor remove anything at or above the
+//! caller's own cgroup.
 
+mod devices_bpf;
+mod files;
+mod probe;
+mod resources;
+#[cfg(test)]
+mod root_tests;
+mod stats;
+mod v1;
+mod v2;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
+use files::{read_file, write_file};
+use probe::{Mount, Target};
+use resources::{Host, Purpose};
+
+/// Which cgroup layout the host had when the container was created.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// cgroup2 at /sys/fs/cgroup.
+    #[default]
+    V2,
+    /// v1 controllers, plus cgroup2 beside them for what only v2 has.
+    Hybrid,
+    /// v1 only.
+    V1,
+}
+
+/// The container's cgroup in one hierarchy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+struct Node {
+    /// The container's cgroup directory.
+    path: PathBuf,
+    /// Where v2 controllers are enabled from, downwards: the caller's own
+    /// cgroup, or the hierarchy's root for an absolute path.
+    top: PathBuf,
+    /// `destroy` prunes empty parents strictly below this one.
+    keep: PathBuf,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
-pub struct Cgroup {}
+pub struct Cgroup {
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v2: Option<Node>,
+    /// v1 controller name → its cgroup (co-mounted controllers share one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    v1: BTreeMap<String, Node>,
+}
+
+/// v2 controllers berth enables for accounting on a pure v2 host when
+/// possible, so `events --stats` has numbers even without limits.
+const ACCOUNTING: &[&str] = &["cpu", "io", "memory", "pids"];
 
 impl Cgroup {
     /// Resolve where the container's cgroup lives; touches nothing.
-    pub fn plan(_id: &str, _cgroups_path: Option<&Path>, _systemd: bool) -> Result<Cgroup> {
-        Ok(Cgroup {})
+    pub fn plan(id: &str, cgroups_path: Option<&Path>, systemd: bool) -> Result<Cgroup> {
+        let target = probe::resolve_target(id, cgroups_path, systemd)?;
+        let layout = probe::probe_layout()?;
+        let own = match target {
+            Target::Nested(_) => probe::read_own_cgroups()?,
+            _ => probe::OwnCgroups::default(),
+        };
+        let node = |m: &Mount, own_path: Option<&PathBuf>| -> Node {
+            match &target {
+                Target::Nested(rel) => {
+                    let top =
+                        probe::dir_in_mount(m, own_path.map_or(Path::new("/"), |p| p.as_path()));
+                    Node {
+                        path: top.join(rel),
+                        keep: top.clone(),
+                        top,
+                    }
+                }
+                Target::Absolute(p) => {
+                    let path = probe::dir_in_mount(m, p);
+                    let keep = path
+                        .parent()
+                        .map_or_else(|| m.point.clone(), Path::to_path_buf);
+                    Node {
+                        path,
+                        top: m.point.clone(),
+                        keep,
+                    }
+                }
+                Target::Systemd(p) => Node {
+                    path: probe::dir_in_mount(m, p),
+                    top: m.point.clone(),
+                    keep: m.point.clone(),
+                },
+            }
+        };
+        let mut v1 = BTreeMap::new();
+        for m in &layout.v1 {
+            let own_path = m.controllers.iter().find_map(|c| own.v1.get(c));
+            let n = node(m, own_path);
+            for c in &m.controllers {
+                v1.insert(c.clone(), n.clone());
+            }
+        }
+        let v2 = layout.v2.as_ref().map(|m| node(m, own.v2.as_ref()));
+        let mode = match (layout.pure_v2, v1.is_empty()) {
+            (true, _) | (false, true) => Mode::V2,
+            (false, false) if v2.is_some() => Mode::Hybrid,
+            _ => Mode::V1,
+        };
+        Ok(Cgroup { mode, v2, v1 })
     }
+
+    #[cfg(test)]
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    #[cfg(test)]
+    /// Every directory of the container's cgroup (one per hierarchy).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.v1.values().map(|n| n.path.clone()).collect();
+        dirs.extend(self.v2.iter().map(|n| n.path.clone()));
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    fn nodes(&self) -> Vec<&Node> {
+        let mut nodes: Vec<&Node> = self.v1.values().chain(self.v2.iter()).collect();
+        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        nodes.dedup_by(|a, b| a.path == b.path);
+        nodes
+    }
+
+    fn v1_dirs(&self) -> BTreeMap<String, PathBuf> {
+        self.v1
+            .iter()
+            .map(|(c, n)| (c.clone(), n.path.clone()))
+            .collect()
+    }
+
+    /// What this host offers, for the planner: one read of cgroup.controllers.
+    fn host(&self) -> Result<Host> {
+        let v2 = match &self.v2 {
+            Some(n) => match read_file(&n.top, "cgroup.controllers") {
+                Ok(text) => Some(text.split_whitespace().map(str::to_string).collect()),
+                Err(e) if self.mode == Mode::V2 => return Err(e),
+                Err(_) => Some(BTreeSet::new()),
+            },
+            None => None,
+        };
+        Ok(Host {
+            pure_v2: self.mode == Mode::V2,
+            v1: self.v1.keys().cloned().collect(),
+            v2,
+        })
+    }
+
     /// Check that every limit asked for can be applied on this host.
-    pub fn check(&self, _resources: Option<&LinuxResources>) -> Result<()> {
+    pub fn check(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let default = LinuxResources::default();
+        let plan = resources::plan(
+            resources.unwrap_or(&default),
+            &self.host()?,
+            Purpose::Create,
+        )?;
+        if let Some(n) = &self.v2 {
+            if n.top.exists() {
+                v2::check_top(&n.top, &plan.v2_controllers)?;
+            }
+        }
         Ok(())
     }
-    /// Create the cgroup directories and apply the limits.
-    pub fn create(&self, _resources: Option<&LinuxResources>) -> Result<()> {
+
+    /// Create the cgroup directories and apply the limits; on error, remove
+    /// the directories this call made.
+    pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let default = LinuxResources::default();
+        let host = self.host()?;
+        let plan = resources::plan(resources.unwrap_or(&default), &host, Purpose::Create)?;
+        let mut made = Vec::new();
+        let result = self
+            .create_dirs(&host, &plan, &mut made)
+            .and_then(|()| self.apply(&plan));
+        if result.is_err() {
+            for dir in made.iter().rev() {
+                let _ = files::remove_tree(dir);
+            }
+        }
+        result
+    }
+
+    fn create_dirs(
+        &self,
+        host: &Host,
+        plan: &resources::Plan,
+        made: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        for node in self.nodes() {
+            let new = files::make_dirs(&node.path)?;
+            // Same id under another --root maps to the same cgroup: never
+            // share a live one.
+            if new.is_empty() && v2::has_processes(&node.path) {
+                bail!(
+                    "cgroup {} already exists and holds processes (a container with the same id under another --root?)",
+                    node.path.display()
+                );
+            }
+            made.extend(new.first().cloned());
+        }
+        if let Some(cpuset) = self.v1.get("cpuset") {
+            // Every level below the caller's cgroup, in case one was left
+            // half-made by a crash.
+            let mut chain: Vec<PathBuf> = cpuset
+                .path
+                .ancestors()
+                .take_while(|d| *d != cpuset.top)
+                .map(Path::to_path_buf)
+                .collect();
+            chain.reverse();
+            v1::init_cpuset(&chain)?;
+        }
+        if let Some(n) = &self.v2 {
+            let wanted: BTreeSet<String> = match (&host.v2, self.mode) {
+                (Some(avail), Mode::V2) => ACCOUNTING
+                    .iter()
+                    .map(|c| c.to_string())
+                    .filter(|c| avail.contains(c))
+                    .collect(),
+                _ => BTreeSet::new(),
+            };
+            v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &wanted)?;
+        }
         Ok(())
     }
+
+    fn apply(&self, plan: &resources::Plan) -> Result<()> {
+        v1::apply(&plan.v1, &self.v1_dirs())?;
+        if let Some(n) = &self.v2 {
+            v2::apply(&plan.v2, &n.path)?;
+            if let Some(rules) = &plan.bpf_devices {
+                devices_bpf::install(&n.path, rules)?;
+            }
+        } else if !plan.v2.is_empty() || plan.bpf_devices.is_some() {
+            bail!(
+                "cgroup v2 limits planned but no cgroup v2 hierarchy is known for this container"
+            );
+        }
+        Ok(())
+    }
+
+    /// Change the limits of a live container: only what `resources` sets.
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        let host = self.host()?;
+        let plan = resources::plan(resources, &host, Purpose::Update)?;
+        self.check_memory_usage(resources)?;
+        if let Some(n) = &self.v2 {
+            v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &BTreeSet::new())?;
+        }
+        self.apply(&plan)
+    }
+
+    /// `memory.checkBeforeUpdate`: refuse a limit below what is in use.
+    fn check_memory_usage(&self, resources: &LinuxResources) -> Result<()> {
+        let Some(m) = resources.memory() else {
+            return Ok(());
+        };
+        let Some(limit) = m
+            .limit()
+            .filter(|l| *l > 0 && m.check_before_update() == Some(true))
+        else {
+            return Ok(());
+        };
+        let usage = match (self.v1.get("memory"), &self.v2) {
+            (Some(n), _) => files::read_u64(&n.path, "memory.usage_in_bytes")?,
+            (None, Some(n)) => files::read_u64(&n.path, "memory.current")?,
+            _ => return Ok(()),
+        };
+        if usage > limit as u64 {
+            bail!("linux.resources.memory.limit {limit} is below the current usage {usage} (checkBeforeUpdate)");
+        }
+        Ok(())
+    }
+
     /// An fd of the v2 cgroup dir for clone3(CLONE_INTO_CGROUP), if pure v2.
     pub fn open_v2_dir(&self) -> Result<Option<OwnedFd>> {
-        Ok(None)
+        let Some(n) = self.v2.as_ref().filter(|_| self.mode == Mode::V2) else {
+            return Ok(None);
+        };
+        // O_PATH would not do: the kernel wants a real open file.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&n.path)
+            .with_context(|| format!("open cgroup {}", n.path.display()))?;
+        Ok(Some(dir.into()))
     }
-    pub fn add_process(&self, _pid: i32) -> Result<()> {
+
+    /// Move `pid` into the container's cgroup in every hierarchy.
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        for node in self.nodes() {
+            write_file(&node.path, "cgroup.procs", &pid.to_string())
+                .with_context(|| format!("add process {pid} to its cgroup"))?;
+        }
         Ok(())
     }
+
+    /// The hierarchy whose membership is authoritative: the one the
+    /// freezer acts on.
+    fn primary(&self) -> Option<&Node> {
+        match self.mode {
+            Mode::V2 => self.v2.as_ref(),
+            _ => self
+                .v1
+                .get("freezer")
+                .or(self.v2.as_ref())
+                .or_else(|| self.v1.values().next()),
+        }
+    }
+
+    /// Every pid in the container's cgroup and its sub-cgroups, sorted.
     pub fn procs(&self) -> Result<Vec<i32>> {
-        Ok(Vec::new())
+        let Some(node) = self.primary() else {
+            return Ok(Vec::new());
+        };
+        let mut pids = Vec::new();
+        collect_procs(&node.path, &mut pids)?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
     }
+
     pub fn is_frozen(&self) -> bool {
-        false
+        match (self.v1.get("freezer"), &self.v2) {
+            (Some(f), _) => v1::is_frozen(&f.path),
+            (None, Some(n)) => v2::is_frozen(&n.path),
+            _ => false,
+        }
     }
+
+    /// Stop every process of the container (pause); bounded wait.
+    pub fn freeze(&self) -> Result<()> {
+        match (self.v1.get("freezer"), &self.v2) {
+            (Some(f), _) => v1::freeze(&f.path),
+            (None, Some(n)) => v2::freeze(&n.path),
+            _ => Err(anyhow!(
+                "no freezer: this host mounts neither the v1 freezer nor cgroup v2"
+            )),
+        }
+    }
+
     pub fn thaw(&self) -> Result<()> {
-        Ok(())
+        match (self.v1.get("freezer"), &self.v2) {
+            (Some(f), _) => v1::thaw(&f.path),
+            (None, Some(n)) => v2::thaw(&n.path),
+            _ => Err(anyhow!(
+                "no freezer: this host mounts neither the v1 freezer nor cgroup v2"
+            )),
+        }
     }
-    pub fn kill_all(&self, _sig: i32) -> Result<()> {
-        Ok(())
+
+    /// Send `sig` to every process in the container's cgroup. SIGKILL uses
+    /// v2's `cgroup.kill` when there is one; otherwise the cgroup is frozen
+    /// while the pids are read and signalled, so a fork cannot slip by.
+    pub fn kill_all(&self, sig: i32) -> Result<()> {
+        let sig = Signal::try_from(sig)
+            .map_err(|_| anyhow!("kill cgroup processes: {sig} is not a signal"))?;
+        if sig == Signal::SIGKILL {
+            if let Some(n) = self
+                .v2
+                .as_ref()
+                .filter(|n| n.path.join("cgroup.kill").exists())
+            {
+                write_file(&n.path, "cgroup.kill", "1")?;
+                // A v1-frozen task only dies once thawed.
+                if self.is_frozen() {
+                    self.thaw()?;
+                }
+                return Ok(());
+            }
+        }
+        let was_frozen = self.is_frozen();
+        let froze = !was_frozen && self.freeze().is_ok();
+        let result = self.procs().and_then(|pids| {
+            pids.into_iter()
+                .try_for_each(|pid| match kill(Pid::from_raw(pid), sig) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                    Err(e) => Err(anyhow!("kill {pid} with {sig}: {}", e.desc())),
+                })
+        });
+        if froze || (was_frozen && sig == Signal::SIGKILL) {
+            self.thaw()?;
+        }
+        result
     }
-    /// Remove the cgroup directories; absent is fine.
+
+    /// runc's `events --stats` `data` object: cpu, memory, pids, blkio, hugetlb.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        let dir = self.primary().map(|n| n.path.as_path());
+        if !dir.is_some_and(Path::exists) {
+            bail!(
+                "no cgroup to read stats from (looked for {})",
+                dir.unwrap_or(Path::new("-")).display()
+            );
+        }
+        Ok(match self.mode {
+            Mode::V2 => self
+                .v2
+                .as_ref()
+                .map_or_else(|| serde_json::json!({}), |n| stats::v2(&n.path)),
+            _ => stats::v1(&self.v1_dirs(), self.v2.as_ref().map(|n| n.path.as_path())),
+        })
+    }
+
+    /// How many times the OOM killer acted in the container's cgroup.
+    pub fn oom_count(&self) -> Result<u64> {
+        match (self.v1.get("memory"), &self.v2) {
+            (Some(n), _) => stats::oom_count_v1(&n.path),
+            (None, Some(n)) => stats::oom_count_v2(&n.path),
+            _ => Err(anyhow!("no memory controller for this container")),
+        }
+    }
+
+    /// Remove the cgroup directories (sub-cgroups first) and then empty
+    /// parents up to the caller's cgroup; absent is fine.
     pub fn destroy(&self) -> Result<()> {
-        Ok(())
+        let mut first_err = None;
+        for node in self.nodes() {
+            match files::remove_tree(&node.path) {
+                Ok(()) => files::prune_parents(&node.path, &node.keep),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
+}
+
+fn collect_procs(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
+    let text = match read_file(dir, "cgroup.procs") {
+        Ok(t) => t,
+        Err(_) if !dir.exists() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    pids.extend(
+        text.split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok()),
+    );
+    let entries = std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))?;
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_procs(&entry.path(), pids)?;
+        }
+    }
+    Ok(())
 }

@@ -17,8 +17,20 @@ pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// v1 controllers berth joins when their hierarchy is mounted.
 pub const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "net_cls",
-    "net_prio", "hugetlb", "perf_event", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "blkio",
+    "pids",
+    "net_cls",
+    "net_prio",
+    "hugetlb",
+    "perf_event",
+    "rdma",
+    "misc",
 ];
 
 /// A mounted cgroup hierarchy: mount point and the cgroup path it shows.
@@ -49,15 +61,25 @@ pub struct OwnCgroups {
 
 /// Probe the mounts: statfs says whether /sys/fs/cgroup itself is cgroup2.
 pub fn probe_layout() -> Result<Layout> {
-    let st = nix::sys::statfs::statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
+    let st =
+        nix::sys::statfs::statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
     let pure_v2 = st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let mut layout = parse_mountinfo(&text);
     layout.pure_v2 = pure_v2;
     if pure_v2 {
         layout.v1.clear();
-        let keep_root = layout.v2.as_ref().filter(|m| m.point == Path::new(CGROUP_ROOT)).map(|m| m.root.clone());
-        layout.v2 = Some(Mount { point: CGROUP_ROOT.into(), root: keep_root.unwrap_or_else(|| "/".into()), controllers: vec![] });
+        let keep_root = layout
+            .v2
+            .as_ref()
+            .filter(|m| m.point == Path::new(CGROUP_ROOT))
+            .map(|m| m.root.clone());
+        layout.v2 = Some(Mount {
+            point: CGROUP_ROOT.into(),
+            root: keep_root.unwrap_or_else(|| "/".into()),
+            controllers: vec![],
+        });
     }
     if layout.v2.is_none() && layout.v1.is_empty() {
         bail!("no cgroup filesystem is mounted (looked in /proc/self/mountinfo)");
@@ -74,7 +96,9 @@ pub fn read_own_cgroups() -> Result<OwnCgroups> {
 pub fn parse_mountinfo(text: &str) -> Layout {
     let mut layout = Layout::default();
     for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 {
@@ -85,9 +109,17 @@ pub fn parse_mountinfo(text: &str) -> Layout {
         match post[0] {
             "cgroup2" => {
                 // Prefer the conventional places when cgroup2 is mounted twice.
-                let better = layout.v2.as_ref().map_or(true, |m| !m.point.starts_with(CGROUP_ROOT));
+                let better = layout
+                    .v2
+                    .as_ref()
+                    .filter(|m| m.point.starts_with(CGROUP_ROOT))
+                    .is_none();
                 if better {
-                    layout.v2 = Some(Mount { point, root, controllers: vec![] });
+                    layout.v2 = Some(Mount {
+                        point,
+                        root,
+                        controllers: vec![],
+                    });
                 }
             }
             "cgroup" => {
@@ -97,10 +129,15 @@ pub fn parse_mountinfo(text: &str) -> Layout {
                     .map(str::to_string)
                     .collect();
                 // Named hierarchies (name=systemd) carry no controller.
-                if controllers.is_empty() || layout.v1.iter().any(|m| m.controllers == controllers) {
+                if controllers.is_empty() || layout.v1.iter().any(|m| m.controllers == controllers)
+                {
                     continue;
                 }
-                layout.v1.push(Mount { point, root, controllers });
+                layout.v1.push(Mount {
+                    point,
+                    root,
+                    controllers,
+                });
             }
             _ => {}
         }
@@ -114,7 +151,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -130,7 +170,9 @@ pub fn parse_proc_cgroup(text: &str) -> OwnCgroups {
     let mut own = OwnCgroups::default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         if id == "0" && ctrls.is_empty() {
             own.v2 = Some(PathBuf::from(path));
             continue;
@@ -161,7 +203,10 @@ pub fn resolve_target(id: &str, cgroups_path: Option<&Path>, systemd: bool) -> R
     let given = cgroups_path.filter(|p| !p.as_os_str().is_empty());
     if systemd {
         let text = match given {
-            Some(p) => p.to_str().with_context(|| format!("cgroupsPath {} is not UTF-8", p.display()))?.to_string(),
+            Some(p) => p
+                .to_str()
+                .with_context(|| format!("cgroupsPath {} is not UTF-8", p.display()))?
+                .to_string(),
             None => format!("system.slice:berth:{id}"),
         };
         return Ok(Target::Systemd(systemd_path(&text)?));
@@ -173,13 +218,20 @@ pub fn resolve_target(id: &str, cgroups_path: Option<&Path>, systemd: bool) -> R
         bail!("cgroupsPath {} must not contain '..'", path.display());
     }
     if path.is_absolute() {
-        let rel: PathBuf = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+        let rel: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
         if rel.as_os_str().is_empty() {
             bail!("cgroupsPath {} names the root cgroup", path.display());
         }
         Ok(Target::Absolute(Path::new("/").join(rel)))
     } else {
-        Ok(Target::Nested(path.components().filter(|c| matches!(c, Component::Normal(_))).collect()))
+        Ok(Target::Nested(
+            path.components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect(),
+        ))
     }
 }
 
@@ -191,9 +243,15 @@ pub fn systemd_path(text: &str) -> Result<PathBuf> {
     }
     let (slice, prefix, name) = (parts[0], parts[1], parts[2]);
     if name.is_empty() || name.contains('/') || prefix.contains('/') {
-        bail!("cgroupsPath {text:?}: name must be non-empty and prefix and name must not contain '/'");
+        bail!(
+            "cgroupsPath {text:?}: name must be non-empty and prefix and name must not contain '/'"
+        );
     }
-    let mut path = expand_slice(if slice.is_empty() { "system.slice" } else { slice })?;
+    let mut path = expand_slice(if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    })?;
     if name.ends_with(".slice") {
         // A slice as the unit: it nests like any slice, under the parent.
         let sub = expand_slice(name)?;
@@ -236,7 +294,10 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
 /// mount `m`, allowing for a mount that shows only a subtree (`root` ≠ `/`).
 pub fn dir_in_mount(m: &Mount, cg: &Path) -> PathBuf {
     let rel = cg.strip_prefix(&m.root).unwrap_or(cg);
-    let rel: PathBuf = rel.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let rel: PathBuf = rel
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     m.point.join(rel)
 }
 
@@ -257,7 +318,10 @@ mod tests {
     #[test]
     fn parses_hybrid_mountinfo() {
         let l = parse_mountinfo(HYBRID);
-        assert_eq!(l.v2.as_ref().map(|m| m.point.clone()), Some("/sys/fs/cgroup/unified".into()));
+        assert_eq!(
+            l.v2.as_ref().map(|m| m.point.clone()),
+            Some("/sys/fs/cgroup/unified".into())
+        );
         let names: Vec<_> = l.v1.iter().map(|m| m.controllers.join(",")).collect();
         assert_eq!(names, ["cpu", "cpuacct", "memory", "pids"]);
         assert_eq!(l.v1[3].root, Path::new("/docker/x"));
@@ -265,7 +329,9 @@ mod tests {
 
     #[test]
     fn parses_proc_cgroup() {
-        let own = parse_proc_cgroup("9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/user.slice\n");
+        let own = parse_proc_cgroup(
+            "9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/user.slice\n",
+        );
         assert_eq!(own.v2, Some("/user.slice".into()));
         assert_eq!(own.v1["memory"], Path::new("/process_api/abc"));
         assert_eq!(own.v1["cpuacct"], Path::new("/"));
@@ -274,9 +340,18 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(resolve_target("c1", None, false).unwrap(), Target::Nested("berth/c1".into()));
-        assert_eq!(resolve_target("c1", Some(Path::new("a/b")), false).unwrap(), Target::Nested("a/b".into()));
-        assert_eq!(resolve_target("c1", Some(Path::new("/a//b/")), false).unwrap(), Target::Absolute("/a/b".into()));
+        assert_eq!(
+            resolve_target("c1", None, false).unwrap(),
+            Target::Nested("berth/c1".into())
+        );
+        assert_eq!(
+            resolve_target("c1", Some(Path::new("a/b")), false).unwrap(),
+            Target::Nested("a/b".into())
+        );
+        assert_eq!(
+            resolve_target("c1", Some(Path::new("/a//b/")), false).unwrap(),
+            Target::Absolute("/a/b".into())
+        );
         assert!(resolve_target("c1", Some(Path::new("a/../../x")), false).is_err());
         assert!(resolve_target("c1", Some(Path::new("/")), false).is_err());
         assert_eq!(
@@ -287,10 +362,19 @@ mod tests {
 
     #[test]
     fn systemd_paths() {
-        assert_eq!(systemd_path("machine-a-b.slice:pod:c1").unwrap(), Path::new("/machine.slice/machine-a.slice/machine-a-b.slice/pod-c1.scope"));
-        assert_eq!(systemd_path(":crio:x").unwrap(), Path::new("/system.slice/crio-x.scope"));
+        assert_eq!(
+            systemd_path("machine-a-b.slice:pod:c1").unwrap(),
+            Path::new("/machine.slice/machine-a.slice/machine-a-b.slice/pod-c1.scope")
+        );
+        assert_eq!(
+            systemd_path(":crio:x").unwrap(),
+            Path::new("/system.slice/crio-x.scope")
+        );
         assert_eq!(systemd_path("-.slice::x").unwrap(), Path::new("/x.scope"));
-        assert_eq!(systemd_path("user.slice:p:sub-inner.slice").unwrap(), Path::new("/user.slice/sub-inner.slice"));
+        assert_eq!(
+            systemd_path("user.slice:p:sub-inner.slice").unwrap(),
+            Path::new("/user.slice/sub-inner.slice")
+        );
         assert!(systemd_path("a/b").is_err());
         assert!(systemd_path("bad:p:n").is_err());
         assert!(systemd_path("a--b.slice:p:n").is_err());
@@ -298,9 +382,23 @@ mod tests {
 
     #[test]
     fn dirs_in_mounts() {
-        let m = Mount { point: "/sys/fs/cgroup/pids".into(), root: "/docker/x".into(), controllers: vec![] };
-        assert_eq!(dir_in_mount(&m, Path::new("/docker/x/berth/c1")), Path::new("/sys/fs/cgroup/pids/berth/c1"));
-        let m = Mount { point: "/sys/fs/cgroup/memory".into(), root: "/".into(), controllers: vec![] };
-        assert_eq!(dir_in_mount(&m, Path::new("/p/q")), Path::new("/sys/fs/cgroup/memory/p/q"));
+        let m = Mount {
+            point: "/sys/fs/cgroup/pids".into(),
+            root: "/docker/x".into(),
+            controllers: vec![],
+        };
+        assert_eq!(
+            dir_in_mount(&m, Path::new("/docker/x/berth/c1")),
+            Path::new("/sys/fs/cgroup/pids/berth/c1")
+        );
+        let m = Mount {
+            point: "/sys/fs/cgroup/memory".into(),
+            root: "/".into(),
+            controllers: vec![],
+        };
+        assert_eq!(
+            dir_in_mount(&m, Path::new("/p/q")),
+            Path::new("/sys/fs/cgroup/memory/p/q")
+        );
     }
 }

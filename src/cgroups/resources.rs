@@ -91,7 +91,12 @@ pub struct Write {
 
 impl Write {
     pub fn new(ctl: Ctl, file: impl Into<String>, value: impl ToString) -> Write {
-        Write { ctl: Some(ctl), file: file.into(), value: value.to_string(), alt: None }
+        Write {
+            ctl: Some(ctl),
+            file: file.into(),
+            value: value.to_string(),
+            alt: None,
+        }
     }
     pub fn or(mut self, file: impl Into<String>, value: impl ToString) -> Write {
         self.alt = Some((file.into(), value.to_string()));
@@ -113,14 +118,31 @@ pub struct DeviceRule {
 impl std::fmt::Display for DeviceRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
-        write!(f, "{} {}:{} {}", self.kind, num(self.major), num(self.minor), self.access)
+        write!(
+            f,
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
     }
 }
 
 /// Devices every container may use, appended after the spec's rules as runc
 /// does: null, zero, full, random, urandom, tty, console, ptmx, pts, tun.
-pub const DEFAULT_DEVICES: &[(u32, Option<u32>)] =
-    &[(1, Some(3)), (1, Some(5)), (1, Some(7)), (1, Some(8)), (1, Some(9)), (5, Some(0)), (5, Some(1)), (5, Some(2)), (136, None), (10, Some(200))];
+pub const DEFAULT_DEVICES: &[(u32, Option<u32>)] = &[
+    (1, Some(3)),
+    (1, Some(5)),
+    (1, Some(7)),
+    (1, Some(8)),
+    (1, Some(9)),
+    (5, Some(0)),
+    (5, Some(1)),
+    (5, Some(2)),
+    (136, None),
+    (10, Some(200)),
+];
 
 /// What the host offers, as the planner needs to know it.
 #[derive(Clone, Debug, Default)]
@@ -148,11 +170,18 @@ impl Host {
     }
 
     fn missing(&self, ctl: Ctl) -> anyhow::Error {
-        let name = ctl.v2_name().filter(|_| self.pure_v2).unwrap_or(ctl.v1_name());
+        let name = ctl
+            .v2_name()
+            .filter(|_| self.pure_v2)
+            .unwrap_or(ctl.v1_name());
         anyhow::anyhow!(
             "{} needs the cgroup controller {name}, which this host does not have ({})",
             ctl.field(),
-            if self.pure_v2 { "not listed in cgroup.controllers" } else { "not mounted as cgroup v1 nor available in cgroup v2" }
+            if self.pure_v2 {
+                "not listed in cgroup.controllers"
+            } else {
+                "not mounted as cgroup v1 nor available in cgroup v2"
+            }
         )
     }
 }
@@ -177,7 +206,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn add(&mut self, host: &Host, ctl: Ctl, plan_v1: impl FnOnce() -> Result<Vec<Write>>, plan_v2: impl FnOnce() -> Result<Vec<Write>>) -> Result<()> {
+    fn add(
+        &mut self,
+        host: &Host,
+        ctl: Ctl,
+        plan_v1: impl FnOnce() -> Result<Vec<Write>>,
+        plan_v2: impl FnOnce() -> Result<Vec<Write>>,
+    ) -> Result<()> {
         let (backend, writes) = match host.backend(ctl) {
             Some(Backend::V1) => (Backend::V1, plan_v1()?),
             Some(Backend::V2) => (Backend::V2, plan_v2()?),
@@ -208,24 +243,54 @@ impl Plan {
 pub fn plan(res: &LinuxResources, host: &Host, purpose: Purpose) -> Result<Plan> {
     let mut p = Plan::default();
     if let Some(m) = res.memory() {
-        p.add(host, Ctl::Memory, || v1::plan_memory(m), || v2::plan_memory(m))?;
+        p.add(
+            host,
+            Ctl::Memory,
+            || v1::plan_memory(m),
+            || v2::plan_memory(m),
+        )?;
     }
     if let Some(c) = res.cpu() {
         p.add(host, Ctl::Cpu, || v1::plan_cpu(c), || v2::plan_cpu(c))?;
-        p.add(host, Ctl::Cpuset, || Ok(plan_cpuset(c)), || Ok(plan_cpuset(c)))?;
+        p.add(
+            host,
+            Ctl::Cpuset,
+            || Ok(plan_cpuset(c)),
+            || Ok(plan_cpuset(c)),
+        )?;
     }
     if let Some(pids) = res.pids() {
-        p.add(host, Ctl::Pids, || Ok(plan_pids(pids.limit())), || Ok(plan_pids(pids.limit())))?;
+        p.add(
+            host,
+            Ctl::Pids,
+            || Ok(plan_pids(pids.limit())),
+            || Ok(plan_pids(pids.limit())),
+        )?;
     }
     if let Some(b) = res.block_io() {
         p.add(host, Ctl::Io, || Ok(v1::plan_blkio(b)), || v2::plan_io(b))?;
     }
     if let Some(h) = res.hugepage_limits() {
-        p.add(host, Ctl::Hugetlb, || v1::plan_hugetlb(h), || v2::plan_hugetlb(h))?;
+        p.add(
+            host,
+            Ctl::Hugetlb,
+            || v1::plan_hugetlb(h),
+            || v2::plan_hugetlb(h),
+        )?;
     }
     if let Some(n) = res.network() {
-        p.add(host, Ctl::NetCls, || Ok(v1::plan_net_cls(n)), || Ok(v1::plan_net_cls(n)))?;
-        p.add(host, Ctl::NetPrio, || Ok(v1::plan_net_prio(n)), || Ok(v1::plan_net_prio(n)))?;
+        p.add(
+            host,
+            Ctl::NetCls,
+            || Ok(v1::plan_net_cls(n)),
+            || Ok(v1::plan_net_cls(n)),
+        )?;
+        p.add(
+            host,
+            Ctl::NetPrio,
+            || Ok(v1::plan_net_prio(n)),
+            || Ok(v1::plan_net_prio(n)),
+        )?;
     }
     if let Some(r) = res.rdma() {
         p.add(host, Ctl::Rdma, || Ok(plan_rdma(r)), || Ok(plan_rdma(r)))?;
@@ -283,7 +348,11 @@ fn plan_rdma(r: &std::collections::HashMap<String, oci_spec::runtime::LinuxRdma>
 
 /// `unified` keys are v2 file names; on a hybrid host only those whose
 /// controller lives in v2 (or core `cgroup.*` files) can be honoured.
-fn plan_unified(p: &mut Plan, host: &Host, u: &std::collections::HashMap<String, String>) -> Result<()> {
+fn plan_unified(
+    p: &mut Plan,
+    host: &Host,
+    u: &std::collections::HashMap<String, String>,
+) -> Result<()> {
     let mut keys: Vec<_> = u.iter().collect();
     keys.sort();
     for (key, value) in keys {
@@ -291,17 +360,28 @@ fn plan_unified(p: &mut Plan, host: &Host, u: &std::collections::HashMap<String,
             bail!("linux.resources.unified: {key:?} is not a cgroup v2 file name");
         }
         let Some(avail) = host.v2.as_ref() else {
-            bail!("linux.resources.unified.{key} needs cgroup v2, which is not mounted on this host");
+            bail!(
+                "linux.resources.unified.{key} needs cgroup v2, which is not mounted on this host"
+            );
         };
         let ctl = key.split('.').next().unwrap_or_default();
         if ctl != "cgroup" {
             if !avail.contains(ctl) {
-                let why = if host.v1.contains(ctl) && !host.pure_v2 { "it is a cgroup v1 controller on this hybrid host" } else { "the controller is not available in cgroup v2 here" };
+                let why = if host.v1.contains(ctl) && !host.pure_v2 {
+                    "it is a cgroup v1 controller on this hybrid host"
+                } else {
+                    "the controller is not available in cgroup v2 here"
+                };
                 bail!("linux.resources.unified.{key} needs the cgroup v2 controller {ctl}: {why}");
             }
             p.v2_controllers.insert(ctl.to_string());
         }
-        p.v2.push(Write { ctl: None, file: key.clone(), value: value.clone(), alt: None });
+        p.v2.push(Write {
+            ctl: None,
+            file: key.clone(),
+            value: value.clone(),
+            alt: None,
+        });
     }
     Ok(())
 }
@@ -309,7 +389,13 @@ fn plan_unified(p: &mut Plan, host: &Host, u: &std::collections::HashMap<String,
 /// The full rule list: deny all, the spec's rules in order, then the default
 /// devices (rules later in the list win).
 pub fn device_rules(spec: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
-    let mut rules = vec![DeviceRule { allow: false, kind: 'a', major: None, minor: None, access: "rwm".into() }];
+    let mut rules = vec![DeviceRule {
+        allow: false,
+        kind: 'a',
+        major: None,
+        minor: None,
+        access: "rwm".into(),
+    }];
     for (i, d) in spec.iter().enumerate() {
         let what = || format!("linux.resources.devices[{i}]");
         let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
@@ -321,18 +407,38 @@ pub fn device_rules(spec: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
         let num = |n: Option<i64>, name: &str| -> Result<Option<u32>> {
             match n {
                 None | Some(-1) => Ok(None),
-                Some(n) => u32::try_from(n).map(Some).map_err(|_| anyhow::anyhow!("{}: {name} {n} is out of range", what())),
+                Some(n) => u32::try_from(n)
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{}: {name} {n} is out of range", what())),
             }
         };
         let access = d.access().as_deref().unwrap_or("");
         if let Some(c) = access.chars().find(|c| !"rwm".contains(*c)) {
-            bail!("{}: access {access:?} has {c:?}; only r, w and m are allowed", what());
+            bail!(
+                "{}: access {access:?} has {c:?}; only r, w and m are allowed",
+                what()
+            );
         }
-        let access: String = ['r', 'w', 'm'].into_iter().filter(|c| access.is_empty() || access.contains(*c)).collect();
-        rules.push(DeviceRule { allow: d.allow(), kind, major: num(d.major(), "major")?, minor: num(d.minor(), "minor")?, access });
+        let access: String = ['r', 'w', 'm']
+            .into_iter()
+            .filter(|c| access.is_empty() || access.contains(*c))
+            .collect();
+        rules.push(DeviceRule {
+            allow: d.allow(),
+            kind,
+            major: num(d.major(), "major")?,
+            minor: num(d.minor(), "minor")?,
+            access,
+        });
     }
     for &(major, minor) in DEFAULT_DEVICES {
-        rules.push(DeviceRule { allow: true, kind: 'c', major: Some(major), minor, access: "rwm".into() });
+        rules.push(DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: Some(major),
+            minor,
+            access: "rwm".into(),
+        });
     }
     Ok(rules)
 }
@@ -348,24 +454,48 @@ mod tests {
     fn hybrid() -> Host {
         Host {
             pure_v2: false,
-            v1: ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"].iter().map(|s| s.to_string()).collect(),
+            v1: [
+                "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             v2: Some(["hugetlb".to_string()].into()),
         }
     }
 
     fn pure_v2() -> Host {
-        Host { pure_v2: true, v1: BTreeSet::new(), v2: Some(["cpu", "cpuset", "memory", "pids", "io", "hugetlb"].iter().map(|s| s.to_string()).collect()) }
+        Host {
+            pure_v2: true,
+            v1: BTreeSet::new(),
+            v2: Some(
+                ["cpu", "cpuset", "memory", "pids", "io", "hugetlb"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+        }
     }
 
     fn files(w: &[Write]) -> Vec<(String, String)> {
-        w.iter().map(|w| (w.file.clone(), w.value.clone())).collect()
+        w.iter()
+            .map(|w| (w.file.clone(), w.value.clone()))
+            .collect()
     }
 
     #[test]
     fn hybrid_splits_by_controller() {
-        let r = res(r#"{"memory":{"limit":33554432},"pids":{"limit":20},"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#);
+        let r = res(
+            r#"{"memory":{"limit":33554432},"pids":{"limit":20},"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+        );
         let p = plan(&r, &hybrid(), Purpose::Update).unwrap();
-        assert_eq!(files(&p.v1), [("memory.limit_in_bytes".into(), "33554432".into()), ("pids.max".into(), "20".into())]);
+        assert_eq!(
+            files(&p.v1),
+            [
+                ("memory.limit_in_bytes".into(), "33554432".into()),
+                ("pids.max".into(), "20".into())
+            ]
+        );
         assert_eq!(files(&p.v2), [("hugetlb.2MB.max".into(), "4194304".into())]);
         assert_eq!(p.v2_controllers, ["hugetlb".to_string()].into());
     }
@@ -373,10 +503,17 @@ mod tests {
     #[test]
     fn missing_controller_is_named() {
         let r = res(r#"{"rdma":{"mlx5_0":{"hcaHandles":3}}}"#);
-        let err = plan(&r, &hybrid(), Purpose::Update).unwrap_err().to_string();
-        assert!(err.contains("linux.resources.rdma needs the cgroup controller rdma"), "{err}");
+        let err = plan(&r, &hybrid(), Purpose::Update)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux.resources.rdma needs the cgroup controller rdma"),
+            "{err}"
+        );
         let r = res(r#"{"network":{"classID":1}}"#);
-        let err = plan(&r, &pure_v2(), Purpose::Update).unwrap_err().to_string();
+        let err = plan(&r, &pure_v2(), Purpose::Update)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("controller net_cls"), "{err}");
         // An empty section asks for nothing.
         assert!(plan(&res(r#"{"rdma":{}}"#), &hybrid(), Purpose::Update).is_ok());
@@ -385,20 +522,40 @@ mod tests {
     #[test]
     fn unified_rules() {
         let r = res(r#"{"unified":{"memory.high":"1000000"}}"#);
-        let err = plan(&r, &hybrid(), Purpose::Update).unwrap_err().to_string();
-        assert!(err.contains("cgroup v1 controller on this hybrid host"), "{err}");
+        let err = plan(&r, &hybrid(), Purpose::Update)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cgroup v1 controller on this hybrid host"),
+            "{err}"
+        );
         let p = plan(&r, &pure_v2(), Purpose::Update).unwrap();
         assert_eq!(files(&p.v2), [("memory.high".into(), "1000000".into())]);
-        assert!(plan(&res(r#"{"unified":{"../x":"1"}}"#), &pure_v2(), Purpose::Update).is_err());
-        let p = plan(&res(r#"{"unified":{"cgroup.max.depth":"3"}}"#), &hybrid(), Purpose::Update).unwrap();
+        assert!(plan(
+            &res(r#"{"unified":{"../x":"1"}}"#),
+            &pure_v2(),
+            Purpose::Update
+        )
+        .is_err());
+        let p = plan(
+            &res(r#"{"unified":{"cgroup.max.depth":"3"}}"#),
+            &hybrid(),
+            Purpose::Update,
+        )
+        .unwrap();
         assert!(p.v2_controllers.is_empty());
     }
 
     #[test]
     fn devices_in_order_with_defaults() {
-        let r = res(r#"{"devices":[{"allow":true,"type":"b","major":7,"minor":0,"access":"mr"},{"allow":false,"major":-1}]}"#);
+        let r = res(
+            r#"{"devices":[{"allow":true,"type":"b","major":7,"minor":0,"access":"mr"},{"allow":false,"major":-1}]}"#,
+        );
         let rules = device_rules(r.devices().as_deref().unwrap()).unwrap();
-        let text: Vec<String> = rules.iter().map(|r| format!("{}{}", if r.allow { "+" } else { "-" }, r)).collect();
+        let text: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{}{}", if r.allow { "+" } else { "-" }, r))
+            .collect();
         assert_eq!(&text[..3], ["-a *:* rwm", "+b 7:0 rm", "-a *:* rwm"]);
         assert_eq!(text.len(), 3 + DEFAULT_DEVICES.len());
         assert_eq!(text.last().unwrap(), "+c 10:200 rwm");
@@ -406,9 +563,15 @@ mod tests {
         // v1: always on create, only when asked on update.
         let p = plan(&res("{}"), &hybrid(), Purpose::Create).unwrap();
         assert_eq!(files(&p.v1)[0], ("devices.deny".into(), "a".into()));
-        assert!(plan(&res("{}"), &hybrid(), Purpose::Update).unwrap().v1.is_empty());
+        assert!(plan(&res("{}"), &hybrid(), Purpose::Update)
+            .unwrap()
+            .v1
+            .is_empty());
         let p = plan(&res("{}"), &pure_v2(), Purpose::Create).unwrap();
-        assert_eq!(p.bpf_devices.map(|r| r.len()), Some(1 + DEFAULT_DEVICES.len()));
+        assert_eq!(
+            p.bpf_devices.map(|r| r.len()),
+            Some(1 + DEFAULT_DEVICES.len())
+        );
         let bad = res(r#"{"devices":[{"allow":true,"access":"rx"}]}"#);
         assert!(plan(&bad, &hybrid(), Purpose::Create).is_err());
     }
@@ -418,6 +581,9 @@ mod tests {
         assert!(plan_pids(0).is_empty());
         assert_eq!(plan_pids(-1)[0].value, "max");
         let r = res(r#"{"rdma":{"mlx5_0":{"hcaHandles":3,"hcaObjects":9}}}"#);
-        assert_eq!(plan_rdma(r.rdma().as_ref().unwrap())[0].value, "mlx5_0 hca_handle=3 hca_object=9");
+        assert_eq!(
+            plan_rdma(r.rdma().as_ref().unwrap())[0].value,
+            "mlx5_0 hca_handle=3 hca_object=9"
+        );
     }
 }

@@ -85,21 +85,44 @@ pub fn plan_blkio(b: &LinuxBlockIo) -> Vec<Write> {
     for d in b.weight_device().iter().flatten() {
         let dev = format!("{}:{}", d.major(), d.minor());
         if let Some(v) = d.weight() {
-            w.push(Write::new(Ctl::Io, "blkio.weight_device", format!("{dev} {v}")).or("blkio.bfq.weight_device", format!("{dev} {v}")));
+            w.push(
+                Write::new(Ctl::Io, "blkio.weight_device", format!("{dev} {v}"))
+                    .or("blkio.bfq.weight_device", format!("{dev} {v}")),
+            );
         }
         if let Some(v) = d.leaf_weight() {
-            w.push(Write::new(Ctl::Io, "blkio.leaf_weight_device", format!("{dev} {v}")));
+            w.push(Write::new(
+                Ctl::Io,
+                "blkio.leaf_weight_device",
+                format!("{dev} {v}"),
+            ));
         }
     }
     let throttles = [
-        ("blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
-        ("blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
-        ("blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
-        ("blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
+        (
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (file, list) in throttles {
         for d in list.iter().flatten() {
-            w.push(Write::new(Ctl::Io, file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
+            w.push(Write::new(
+                Ctl::Io,
+                file,
+                format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+            ));
         }
     }
     w
@@ -109,7 +132,10 @@ pub fn plan_blkio(b: &LinuxBlockIo) -> Vec<Write> {
 pub fn check_page_size(size: &str) -> Result<()> {
     let digits = size.trim_end_matches(['K', 'M', 'G', 'B']);
     let unit = &size[digits.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !["KB", "MB", "GB"].contains(&unit) {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || !["KB", "MB", "GB"].contains(&unit)
+    {
         bail!("linux.resources.hugepageLimits: page size {size:?} is not like 2MB or 1GB");
     }
     Ok(())
@@ -119,20 +145,33 @@ pub fn plan_hugetlb(h: &[LinuxHugepageLimit]) -> Result<Vec<Write>> {
     h.iter()
         .map(|l| {
             check_page_size(l.page_size())?;
-            Ok(Write::new(Ctl::Hugetlb, format!("hugetlb.{}.limit_in_bytes", l.page_size()), l.limit()))
+            Ok(Write::new(
+                Ctl::Hugetlb,
+                format!("hugetlb.{}.limit_in_bytes", l.page_size()),
+                l.limit(),
+            ))
         })
         .collect()
 }
 
 pub fn plan_net_cls(n: &LinuxNetwork) -> Vec<Write> {
-    n.class_id().map(|id| Write::new(Ctl::NetCls, "net_cls.classid", id)).into_iter().collect()
+    n.class_id()
+        .map(|id| Write::new(Ctl::NetCls, "net_cls.classid", id))
+        .into_iter()
+        .collect()
 }
 
 pub fn plan_net_prio(n: &LinuxNetwork) -> Vec<Write> {
     n.priorities()
         .iter()
         .flatten()
-        .map(|p| Write::new(Ctl::NetPrio, "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority())))
+        .map(|p| {
+            Write::new(
+                Ctl::NetPrio,
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            )
+        })
         .collect()
 }
 
@@ -141,7 +180,11 @@ pub fn device_writes(rules: &[DeviceRule]) -> Vec<Write> {
     rules
         .iter()
         .map(|r| {
-            let file = if r.allow { "devices.allow" } else { "devices.deny" };
+            let file = if r.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             if r.kind == 'a' && r.major.is_none() && r.minor.is_none() && r.access == "rwm" {
                 Write::new(Ctl::Devices, file, "a")
             } else {
@@ -155,7 +198,8 @@ pub fn device_writes(rules: &[DeviceRule]) -> Vec<Write> {
 pub fn apply(writes: &[Write], dirs: &BTreeMap<String, PathBuf>) -> Result<()> {
     let dir_of = |w: &Write| -> Result<&PathBuf> {
         let name = w.ctl.map(|c| c.v1_name()).unwrap_or_default();
-        dirs.get(name).ok_or_else(|| anyhow::anyhow!("no cgroup v1 {name} hierarchy for {}", w.file))
+        dirs.get(name)
+            .ok_or_else(|| anyhow::anyhow!("no cgroup v1 {name} hierarchy for {}", w.file))
     };
     let mut done = vec![false; writes.len()];
     for i in 0..writes.len() {
@@ -168,7 +212,11 @@ pub fn apply(writes: &[Write], dirs: &BTreeMap<String, PathBuf>) -> Result<()> {
             // Raising the limit above the current memory+swap limit is
             // refused until memsw is raised first (runc does the same dance).
             let memsw = (w.file == "memory.limit_in_bytes")
-                .then(|| writes.iter().position(|x| x.file == "memory.memsw.limit_in_bytes"))
+                .then(|| {
+                    writes
+                        .iter()
+                        .position(|x| x.file == "memory.memsw.limit_in_bytes")
+                })
                 .flatten()
                 .filter(|j| *j > i);
             let Some(j) = memsw else { return Err(err) };
@@ -183,7 +231,9 @@ pub fn apply(writes: &[Write], dirs: &BTreeMap<String, PathBuf>) -> Result<()> {
 /// Write `w`, falling back to its alternative file when the first is absent.
 pub fn write_one(dir: &Path, w: &Write) -> Result<()> {
     match &w.alt {
-        Some((file, value)) if !dir.join(&w.file).exists() && dir.join(file).exists() => write_file(dir, file, value),
+        Some((file, value)) if !dir.join(&w.file).exists() && dir.join(file).exists() => {
+            write_file(dir, file, value)
+        }
         _ => write_file(dir, &w.file, &w.value),
     }
 }
@@ -218,7 +268,11 @@ pub fn freeze(dir: &Path) -> Result<()> {
         }
         if start.elapsed() > FREEZE_TIMEOUT {
             let _ = write_file(dir, "freezer.state", "THAWED");
-            bail!("freeze {}: still FREEZING after {:?}; thawed again", dir.display(), FREEZE_TIMEOUT);
+            bail!(
+                "freeze {}: still FREEZING after {:?}; thawed again",
+                dir.display(),
+                FREEZE_TIMEOUT
+            );
         }
         sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(10));
@@ -230,7 +284,9 @@ pub fn thaw(dir: &Path) -> Result<()> {
 }
 
 pub fn is_frozen(dir: &Path) -> bool {
-    read_file(dir, "freezer.state").map(|s| s.trim() == "FROZEN").unwrap_or(false)
+    read_file(dir, "freezer.state")
+        .map(|s| s.trim() == "FROZEN")
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -239,20 +295,34 @@ mod tests {
     use super::*;
 
     fn files(w: &[Write]) -> Vec<(&str, &str)> {
-        w.iter().map(|w| (w.file.as_str(), w.value.as_str())).collect()
+        w.iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect()
     }
 
     #[test]
     fn memory_plan() {
-        let m: LinuxMemory = serde_json::from_str(r#"{"limit":-1,"swap":200,"reservation":50,"swappiness":10,"disableOOMKiller":true}"#).unwrap();
+        let m: LinuxMemory = serde_json::from_str(
+            r#"{"limit":-1,"swap":200,"reservation":50,"swappiness":10,"disableOOMKiller":true}"#,
+        )
+        .unwrap();
         assert_eq!(
             files(&plan_memory(&m).unwrap()),
-            [("memory.limit_in_bytes", "-1"), ("memory.memsw.limit_in_bytes", "200"), ("memory.soft_limit_in_bytes", "50"), ("memory.swappiness", "10"), ("memory.oom_control", "1")]
+            [
+                ("memory.limit_in_bytes", "-1"),
+                ("memory.memsw.limit_in_bytes", "200"),
+                ("memory.soft_limit_in_bytes", "50"),
+                ("memory.swappiness", "10"),
+                ("memory.oom_control", "1")
+            ]
         );
         let bad: LinuxMemory = serde_json::from_str(r#"{"swappiness":101}"#).unwrap();
         assert!(plan_memory(&bad).is_err());
         let kmem: LinuxMemory = serde_json::from_str(r#"{"kernel":1000}"#).unwrap();
-        assert!(plan_memory(&kmem).unwrap_err().to_string().contains("memory.kernel"));
+        assert!(plan_memory(&kmem)
+            .unwrap_err()
+            .to_string()
+            .contains("memory.kernel"));
     }
 
     #[test]
@@ -260,7 +330,13 @@ mod tests {
         let c: LinuxCpu = serde_json::from_str(r#"{"shares":512,"quota":10000,"period":100000,"realtimeRuntime":950,"realtimePeriod":1000}"#).unwrap();
         assert_eq!(
             files(&plan_cpu(&c).unwrap()),
-            [("cpu.shares", "512"), ("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "10000"), ("cpu.rt_period_us", "1000"), ("cpu.rt_runtime_us", "950")]
+            [
+                ("cpu.shares", "512"),
+                ("cpu.cfs_period_us", "100000"),
+                ("cpu.cfs_quota_us", "10000"),
+                ("cpu.rt_period_us", "1000"),
+                ("cpu.rt_runtime_us", "950")
+            ]
         );
     }
 
@@ -271,35 +347,70 @@ mod tests {
         )
         .unwrap();
         let w = plan_blkio(&b);
-        assert_eq!(files(&w), [("blkio.weight", "300"), ("blkio.weight_device", "8:0 500"), ("blkio.throttle.read_bps_device", "8:0 1048576")]);
+        assert_eq!(
+            files(&w),
+            [
+                ("blkio.weight", "300"),
+                ("blkio.weight_device", "8:0 500"),
+                ("blkio.throttle.read_bps_device", "8:0 1048576")
+            ]
+        );
         assert_eq!(w[0].alt, Some(("blkio.bfq.weight".into(), "300".into())));
     }
 
     #[test]
     fn hugetlb_and_network_plan() {
-        let h: Vec<LinuxHugepageLimit> = serde_json::from_str(r#"[{"pageSize":"2MB","limit":1024}]"#).unwrap();
-        assert_eq!(files(&plan_hugetlb(&h).unwrap()), [("hugetlb.2MB.limit_in_bytes", "1024")]);
-        assert!(check_page_size("2M").is_err() && check_page_size("MB").is_err() && check_page_size("1GB").is_ok());
-        let n: LinuxNetwork = serde_json::from_str(r#"{"classID":1048577,"priorities":[{"name":"eth0","priority":5}]}"#).unwrap();
+        let h: Vec<LinuxHugepageLimit> =
+            serde_json::from_str(r#"[{"pageSize":"2MB","limit":1024}]"#).unwrap();
+        assert_eq!(
+            files(&plan_hugetlb(&h).unwrap()),
+            [("hugetlb.2MB.limit_in_bytes", "1024")]
+        );
+        assert!(
+            check_page_size("2M").is_err()
+                && check_page_size("MB").is_err()
+                && check_page_size("1GB").is_ok()
+        );
+        let n: LinuxNetwork = serde_json::from_str(
+            r#"{"classID":1048577,"priorities":[{"name":"eth0","priority":5}]}"#,
+        )
+        .unwrap();
         assert_eq!(files(&plan_net_cls(&n)), [("net_cls.classid", "1048577")]);
-        assert_eq!(files(&plan_net_prio(&n)), [("net_prio.ifpriomap", "eth0 5")]);
+        assert_eq!(
+            files(&plan_net_prio(&n)),
+            [("net_prio.ifpriomap", "eth0 5")]
+        );
     }
 
     #[test]
     fn executor_on_fixture_dir() {
         let t = TempDir::new("v1");
-        for f in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "blkio.bfq.weight"] {
+        for f in [
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "blkio.bfq.weight",
+        ] {
             t.put(f, "");
         }
-        let dirs: BTreeMap<String, PathBuf> = [("memory".to_string(), t.path().to_path_buf()), ("blkio".to_string(), t.path().to_path_buf())].into();
+        let dirs: BTreeMap<String, PathBuf> = [
+            ("memory".to_string(), t.path().to_path_buf()),
+            ("blkio".to_string(), t.path().to_path_buf()),
+        ]
+        .into();
         let writes = vec![
             Write::new(Ctl::Memory, "memory.limit_in_bytes", 100),
             Write::new(Ctl::Memory, "memory.memsw.limit_in_bytes", 200),
             Write::new(Ctl::Io, "blkio.weight", 300).or("blkio.bfq.weight", 300),
         ];
         apply(&writes, &dirs).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("memory.memsw.limit_in_bytes")).unwrap(), "200");
-        assert_eq!(std::fs::read_to_string(t.path().join("blkio.bfq.weight")).unwrap(), "300");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("memory.memsw.limit_in_bytes")).unwrap(),
+            "200"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("blkio.bfq.weight")).unwrap(),
+            "300"
+        );
         let err = apply(&[Write::new(Ctl::Pids, "pids.max", 1)], &dirs).unwrap_err();
         assert!(err.to_string().contains("no cgroup v1 pids hierarchy"));
     }
@@ -314,6 +425,9 @@ mod tests {
         std::fs::write(child.join("cpuset.cpus"), "\n").unwrap();
         std::fs::write(child.join("cpuset.mems"), "").unwrap();
         init_cpuset(std::slice::from_ref(&child)).unwrap();
-        assert_eq!(std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(), "0-1");
+        assert_eq!(
+            std::fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
+            "0-1"
+        );
     }
 }
