@@ -1,0 +1,530 @@
+#!/bin/sh
+# berth's cgroup suite on a pure cgroup-v2 kernel (busybox sh, run in the VM by
+# /init; see tests/vm/run.sh).  Every test is a function t_<name>, run in its own
+# process under a timeout, with its own --root and container ids; the runner
+# deletes whatever a test left behind.  Output, one line per test:
+#   BERTH-TEST PASS <name>
+#   BERTH-TEST FAIL <name>: <reason>      followed by "    | " lines of its log
+#   BERTH-TEST SKIP <name>: <reason>      (e.g. a berth command that is not there yet)
+#   BERTH-TEST DONE pass=N fail=M skip=K
+#
+#   sh cgroup-tests.sh                 run every test
+#   sh cgroup-tests.sh pids cpu-max    run these (leaks always runs last)
+#   sh cgroup-tests.sh --one NAME      run one test in this process (runner use)
+
+BERTH=${BERTH:-/usr/bin/berth}
+SRC_BUNDLE=${SRC_BUNDLE:-/bundle}
+CG=/sys/fs/cgroup
+# The caller (pid 1's shell) sits in the root cgroup, so a container's cgroup
+# is /berth/<id> (relative cgroupsPath nests under the caller's own cgroup).
+CALLER_CG=$(sed -n 's/^0:://p' /proc/self/cgroup)
+[ "$CALLER_CG" = / ] && CALLER_CG=
+TEST_TIMEOUT=${TEST_TIMEOUT:-30}
+
+ALL_TESTS="smoke-run smoke-detach cgroup-born memory-max memory-oom pids cpu-max cpu-usage cpuset
+devices-deny devices-allow pause-resume update ps kill-all events-stats events-oom delete-paused"
+
+# ------------------------------------------------------------------ helpers
+# (used inside a test; $T is the test's scratch dir, $R its berth --root)
+
+# fail REASON: end the test.  The first reason wins (a fail inside $(...) only
+# ends that subshell, and what follows then fails for a less useful reason).
+fail() { [ -s "$T/reason" ] || echo "$*" > "$T/reason"; echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "$*" > "$T/reason"; exit 77; }
+note() { echo "# $*"; }
+b() { "$BERTH" --root "$R" "$@"; }
+# need_cmd CMD: skip the test while berth has no such subcommand
+need_cmd() { "$BERTH" help "$1" >/dev/null 2>&1 || skip "berth has no $1 yet"; }
+
+cgdir() { echo "$CG$CALLER_CG/berth/$1"; }
+
+# bundle NAME [sed-expr...]: a bundle dir whose config.json is the source
+# bundle's, flattened to one line (still valid JSON), root.path made absolute,
+# and edited by the given sed -E expressions.  Prints the bundle dir.
+bundle() {
+  local dir="$T/$1"; shift
+  mkdir -p "$dir"
+  tr -d '\n' < "$SRC_BUNDLE/config.json" \
+    | sed -E 's#"path":[[:space:]]*"rootfs"#"path": "'"$SRC_BUNDLE"'/rootfs"#' > "$dir/config.json"
+  local e
+  for e in "$@"; do
+    sed -E -i "$e" "$dir/config.json"
+  done
+  echo >> "$dir/config.json"
+  echo "$dir"
+}
+# sed expressions for bundle():
+res() {  # res '"memory": {"limit": 1}' : add to linux.resources
+  if grep -q '"resources"' "$SRC_BUNDLE/config.json"; then
+    echo 's#"resources":[[:space:]]*\{#"resources": {'"$1"', #'
+  else
+    echo 's#"linux":[[:space:]]*\{#"linux": {"resources": {'"$1"'}, #'
+  fi
+}
+add_cap() { echo 's#"CAP_KILL"#"CAP_KILL", "'"$1"'"#g'; }
+add_device_rule() { echo 's#("devices":[[:space:]]*\[[^]]*)\]#\1, '"$1"']#'; }
+bind_mount() {  # bind_mount HOSTDIR CONTAINERDIR
+  echo 's#"mounts":[[:space:]]*\[#"mounts": [{"destination": "'"$2"'", "type": "bind", "source": "'"$1"'", "options": ["rbind", "rw"]}, #'
+}
+no_cgroupns() {
+  echo 's#,[[:space:]]*\{[[:space:]]*"type":[[:space:]]*"cgroup"[[:space:]]*\}##'
+}
+
+# state_status ID: the "status" of berth state
+state_status() { b state "$1" 2>/dev/null | tr -d '\n' | sed -nE 's/.*"status":[[:space:]]*"([a-z]+)".*/\1/p'; }
+state_pid() { b state "$1" 2>/dev/null | tr -d '\n' | sed -nE 's/.*"pid":[[:space:]]*([0-9]+).*/\1/p'; }
+# wait_for SECONDS CMD...: retry CMD every 0.1 s
+wait_for() {
+  local n=$(( $1 * 10 )); shift
+  while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+  return 1
+}
+file_has() { [ -s "$1" ] && grep -q -- "$2" "$1"; }
+is_status() { [ "$(state_status "$1")" = "$2" ]; }
+nprocs() { wc -l < "$(cgdir "$1")/cgroup.procs" 2>/dev/null || echo 0; }
+nprocs_ge() { [ "$(nprocs "$1")" -ge "$2" ]; }
+readcg() {  # readcg ID FILE: a file of the container's cgroup (fails loudly)
+  local f; f="$(cgdir "$1")/$2"
+  [ -r "$f" ] || fail "no cgroup file $f (cgroup dir: $(ls -d "$(cgdir "$1")" 2>&1))"
+  cat "$f"
+}
+uptime_cs() { sed -E 's/^([0-9]+)\.([0-9]+) .*/\1\2/' /proc/uptime; }  # centiseconds
+# run_d ID BUNDLE CMD...: berth run -d, stdout/stderr of the container to $T/ID.out
+run_d() {
+  local id=$1 bdl=$2; shift 2
+  b run -d -b "$bdl" "$id" "$@" > "$T/$id.out" 2>&1 </dev/null \
+    || fail "berth run -d $id failed: $(cat "$T/$id.out")"
+  [ "$(state_status "$id")" = running ] || fail "$id: state is '$(state_status "$id")', not running"
+}
+
+# ------------------------------------------------------------------ tests
+
+# (a) lifecycle smoke: foreground run prints and exits with the code
+t_smoke_run() {
+  local bd out rc
+  bd=$(bundle b)
+  out=$(b run -b "$bd" vm-smoke sh -c 'echo hi' 2>&1 </dev/null); rc=$?
+  [ $rc = 0 ] || fail "run exited $rc: $out"
+  [ "$out" = hi ] || fail "run printed '$out', not 'hi'"
+  b run -b "$bd" vm-smoke3 sh -c 'exit 3' </dev/null; rc=$?
+  [ $rc = 3 ] || fail "run of 'exit 3' exited $rc"
+  b state vm-smoke >/dev/null 2>&1 && fail "state of vm-smoke still exists after run"
+  return 0
+}
+
+# (a) run -d, state running, delete --force
+t_smoke_detach() {
+  local bd
+  bd=$(bundle b)
+  run_d vm-det "$bd" sleep 60
+  b delete --force vm-det || fail "delete --force failed"
+  b state vm-det >/dev/null 2>&1 && fail "state still answers after delete"
+  [ -d "$(cgdir vm-det)" ] && fail "cgroup $(cgdir vm-det) remains after delete"
+  return 0
+}
+
+# (b) the container is born in its cgroup
+t_cgroup_born() {
+  local bd bd2 pid want got inside
+  want="0::$CALLER_CG/berth/vm-born"
+  bd=$(bundle b)
+  # First thing the user process does: look at its own cgroup.  With a cgroup
+  # namespace (default config) it must be the namespace root.
+  inside=$(b run -b "$bd" vm-born cat /proc/self/cgroup 2>&1 </dev/null) || fail "run: $inside"
+  [ "$inside" = "0::/" ] || fail "inside (cgroupns): /proc/self/cgroup = '$inside', want '0::/'"
+  # Without a cgroup namespace the full path shows.
+  bd2=$(bundle nons "$(no_cgroupns)")
+  grep -qE '\{[[:space:]]*"type":[[:space:]]*"cgroup"[[:space:]]*\}' "$bd2/config.json" \
+    && fail "test bug: cgroup namespace not removed"
+  inside=$(b run -b "$bd2" vm-born cat /proc/self/cgroup 2>&1 </dev/null) || fail "run (no cgroupns): $inside"
+  [ "$inside" = "$want" ] || fail "inside (no cgroupns): /proc/self/cgroup = '$inside', want '$want'"
+  # From outside, the running container process.
+  run_d vm-born "$bd" sleep 60
+  pid=$(state_pid vm-born); [ -n "$pid" ] || fail "no pid in state"
+  got=$(cat /proc/$pid/cgroup)
+  [ "$got" = "$want" ] || fail "/proc/$pid/cgroup = '$got', want '$want'"
+  grep -qx "$pid" "$(cgdir vm-born)/cgroup.procs" || fail "pid $pid not in $(cgdir vm-born)/cgroup.procs"
+  return 0
+}
+
+# (c) memory.max is what the config asks for
+t_memory_max() {
+  local bd v
+  bd=$(bundle b "$(res '"memory": {"limit": 33554432}')")
+  run_d vm-memmax "$bd" sleep 60
+  v=$(readcg vm-memmax memory.max)
+  [ "$v" = 33554432 ] || fail "memory.max = '$v', want 33554432"
+  return 0
+}
+
+# (c) a container limited to 32 MiB that tries to hold 64 MiB is OOM-killed.
+# The hog is bounded: without a working limit it holds 64 MiB, prints
+# "survived" and exits 0 (an unbounded hog would be killed by the VM's global
+# OOM killer and fake a pass).
+t_memory_oom() {
+  local bd out rc
+  bd=$(bundle b "$(res '"memory": {"limit": 33554432}')")
+  out=$(b run -b "$bd" vm-oom sh -c 'x=$(yes | head -c 67108864); echo survived ${#x}' 2>&1 </dev/null); rc=$?
+  [ $rc = 137 ] || fail "run exited $rc, want 137 (output: $out)"
+  case "$out" in *survived*) fail "the hog survived: $out" ;; esac
+  return 0
+}
+
+# (d) pids.limit 20: 50 background sleeps get fork failures, <= 20 tasks
+t_pids() {
+  local bd v cur n
+  bd=$(bundle b "$(res '"pids": {"limit": 20}')")
+  # The inner shell forks until it fails (ash exits on a failed fork); its
+  # sleeps stay, reparented to the outer shell, which stays up to be measured.
+  run_d vm-pids "$bd" sh -c '
+    sh -c "i=0; while [ \$i -lt 50 ]; do sleep 300 & i=\$((i+1)); done; echo spawned-all \$i"
+    echo spawner-exit $?; sleep 300'
+  wait_for 20 file_has "$T/vm-pids.out" spawner-exit || fail "spawner did not finish: $(cat "$T/vm-pids.out")"
+  v=$(readcg vm-pids pids.max)
+  [ "$v" = 20 ] || fail "pids.max = '$v', want 20"
+  cur=$(readcg vm-pids pids.current)
+  n=$(wc -l < "$(cgdir vm-pids)/cgroup.procs")
+  note "pids.current=$cur procs=$n events: $(cat "$(cgdir vm-pids)/pids.events")"
+  grep -qiE "can't fork|resource temporarily unavailable" "$T/vm-pids.out" \
+    || fail "no fork failure reported: $(cat "$T/vm-pids.out")"
+  [ "$cur" -le 20 ] || fail "pids.current = $cur > 20"
+  [ "$n" -le 20 ] || fail "$n processes in the cgroup > 20"
+  [ "$cur" -ge 15 ] || fail "pids.current = $cur: the limit did not let the shell reach it"
+  return 0
+}
+
+# (e) cpu quota 10 ms / 100 ms -> cpu.max
+t_cpu_max() {
+  local bd v
+  bd=$(bundle b "$(res '"cpu": {"quota": 10000, "period": 100000}')")
+  run_d vm-cpumax "$bd" sleep 60
+  v=$(readcg vm-cpumax cpu.max)
+  [ "$v" = "10000 100000" ] || fail "cpu.max = '$v', want '10000 100000'"
+  return 0
+}
+
+# (e) a busy loop under that quota uses <= ~12% over 2 s (cgroup's own counter)
+t_cpu_usage() {
+  local bd u0 u1 t0 t1 used wall pct
+  bd=$(bundle b "$(res '"cpu": {"quota": 10000, "period": 100000}')")
+  run_d vm-cpu "$bd" sh -c 'while :; do :; done'
+  sleep 0.5
+  u0=$(readcg vm-cpu cpu.stat | sed -n 's/^usage_usec //p'); t0=$(uptime_cs)
+  sleep 2
+  u1=$(readcg vm-cpu cpu.stat | sed -n 's/^usage_usec //p'); t1=$(uptime_cs)
+  used=$((u1 - u0)); wall=$(( (t1 - t0) * 10000 ))
+  pct=$(( used * 1000 / wall ))   # per mille
+  note "usage ${used}us over ${wall}us = ${pct} per mille; $(readcg vm-cpu cpu.stat | tr '\n' ' ')"
+  [ "$pct" -le 120 ] || fail "busy loop used $pct per mille of a CPU (> 120) under a 10% quota"
+  [ "$pct" -ge 30 ] || fail "busy loop used only $pct per mille: is it running?"
+  grep -qE '^nr_throttled [1-9]' "$(cgdir vm-cpu)/cpu.stat" || fail "nr_throttled is 0"
+  return 0
+}
+
+# (e) cpuset pins Cpus_allowed_list
+t_cpuset() {
+  local bd out v
+  [ "$(nproc)" -ge 2 ] || skip "needs 2 CPUs"
+  bd=$(bundle b "$(res '"cpu": {"cpus": "1"}')")
+  out=$(b run -b "$bd" vm-cpuset sh -c 'grep Cpus_allowed_list /proc/self/status' 2>&1 </dev/null) \
+    || fail "run: $out"
+  v=$(echo "$out" | sed -nE 's/^Cpus_allowed_list:[[:space:]]*//p')
+  [ "$v" = 1 ] || fail "Cpus_allowed_list = '$v' ($out), want 1"
+  return 0
+}
+
+# (f) default device rules: mknod + open of a block device fails with EPERM,
+# even with CAP_MKNOD (without it the capability check would fail first and
+# prove nothing); the default devices still work.
+t_devices_deny() {
+  local bd out rc
+  bd=$(bundle b "$(add_cap CAP_MKNOD)")
+  out=$(b run -b "$bd" vm-devdeny sh -c '
+    echo x > /dev/null || { echo "default /dev/null unusable"; exit 10; }
+    [ "$(head -c 3 /dev/zero | wc -c)" = 3 ] || { echo "default /dev/zero unusable"; exit 11; }
+    mknod /dev/loop0x b 7 0 && head -c1 /dev/loop0x >/dev/null' 2>&1 </dev/null); rc=$?
+  note "rc=$rc output: $out"
+  [ $rc = 10 ] || [ $rc = 11 ] && fail "$out"
+  [ $rc != 0 ] || fail "mknod + open of b 7:0 succeeded under the default device rules"
+  echo "$out" | grep -qi "not permitted" || fail "failed, but not with EPERM: $out"
+  return 0
+}
+
+# (f) a rule allowing b 7:0 makes the same mknod + open succeed
+t_devices_allow() {
+  local bd out rc
+  [ -e /dev/loop0 ] || note "no loop driver in the VM kernel; ENXIO would be acceptable"
+  bd=$(bundle b "$(add_cap CAP_MKNOD)" \
+    "$(add_device_rule '{"allow": true, "type": "b", "major": 7, "minor": 0, "access": "rwm"}')")
+  grep -q '"major": 7' "$bd/config.json" || fail "test bug: device rule not added"
+  out=$(b run -b "$bd" vm-devallow sh -c 'mknod /dev/loop0x b 7 0 && head -c1 /dev/loop0x >/dev/null && echo opened' \
+    2>&1 </dev/null); rc=$?
+  note "rc=$rc output: $out"
+  echo "$out" | grep -qi "not permitted" && fail "allowed device refused: $out"
+  [ $rc = 0 ] && [ "$out" = opened ] || fail "mknod/open failed (rc $rc): $out"
+  return 0
+}
+
+# pause/resume: a counter stops advancing while paused, state says paused
+t_pause_resume() {
+  local bd a b2 c rc
+  need_cmd pause; need_cmd resume
+  bd=$(bundle b)
+  run_d vm-pause "$bd" sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done'
+  wait_for 10 file_has "$T/vm-pause.out" 3 || fail "counter not running: $(cat "$T/vm-pause.out")"
+  b pause vm-pause || fail "pause failed"
+  [ "$(state_status vm-pause)" = paused ] || fail "state after pause: '$(state_status vm-pause)'"
+  grep -q '^frozen 1' "$(cgdir vm-pause)/cgroup.events" || fail "cgroup.events: $(cat "$(cgdir vm-pause)/cgroup.events")"
+  sleep 0.3; a=$(wc -l < "$T/vm-pause.out")
+  sleep 1.5; b2=$(wc -l < "$T/vm-pause.out")
+  [ "$a" = "$b2" ] || fail "counter advanced while paused: $a -> $b2"
+  if "$BERTH" help exec >/dev/null 2>&1; then
+    timeout -s KILL 15 "$BERTH" --root "$R" exec vm-pause true </dev/null; rc=$?
+    [ $rc = 0 ] && fail "exec into a paused container succeeded (runc refuses)"
+    [ $rc = 137 ] && fail "exec into a paused container hung (runc refuses at once)"
+  fi
+  b resume vm-pause || fail "resume failed"
+  [ "$(state_status vm-pause)" = running ] || fail "state after resume: '$(state_status vm-pause)'"
+  sleep 1.5; c=$(wc -l < "$T/vm-pause.out")
+  [ "$c" -gt "$b2" ] || fail "counter did not advance after resume: $b2 -> $c"
+  return 0
+}
+
+# update: raise and lower memory and pids of a running container
+t_update() {
+  local bd sh
+  need_cmd update
+  sh=$T/shared; mkdir -p "$sh"
+  bd=$(bundle b "$(res '"memory": {"limit": 33554432}, "pids": {"limit": 20}')" "$(bind_mount "$sh" /shared)")
+  run_d vm-upd "$bd" sh -c '
+    while [ ! -e /shared/go ]; do sleep 0.1; done
+    sh -c "i=0; while [ \$i -lt 50 ]; do sleep 300 & i=\$((i+1)); done; echo spawned-all \$i"
+    echo spawner-exit $?; sleep 300'
+  b update --memory 67108864 --pids-limit 80 vm-upd || fail "update (raise) failed"
+  [ "$(readcg vm-upd memory.max)" = 67108864 ] || fail "memory.max after raise: $(readcg vm-upd memory.max)"
+  [ "$(readcg vm-upd pids.max)" = 80 ] || fail "pids.max after raise: $(readcg vm-upd pids.max)"
+  touch "$sh/go"
+  wait_for 20 file_has "$T/vm-upd.out" spawner-exit || fail "spawner did not finish: $(cat "$T/vm-upd.out")"
+  grep -q 'spawned-all 50' "$T/vm-upd.out" || fail "raised pids limit not in effect: $(cat "$T/vm-upd.out")"
+  b update --memory 50331648 --pids-limit 60 vm-upd || fail "update (lower) failed"
+  [ "$(readcg vm-upd memory.max)" = 50331648 ] || fail "memory.max after lower: $(readcg vm-upd memory.max)"
+  [ "$(readcg vm-upd pids.max)" = 60 ] || fail "pids.max after lower: $(readcg vm-upd pids.max)"
+  echo '{"pids": {"limit": 70}}' | b update --resources - vm-upd || fail "update --resources - failed"
+  [ "$(readcg vm-upd pids.max)" = 70 ] || fail "pids.max after --resources: $(readcg vm-upd pids.max)"
+  return 0
+}
+
+# ps --format json lists exactly the container's pids
+t_ps() {
+  local bd got want
+  need_cmd ps
+  bd=$(bundle b)
+  run_d vm-ps "$bd" sh -c 'sleep 300 & sleep 300 & sleep 300 & wait'
+  wait_for 10 nprocs_ge vm-ps 4 || fail "not 4 processes in the cgroup: $(nprocs vm-ps)"
+  got=$(b ps --format json vm-ps | tr -c '0-9' '\n' | grep . | sort -n | tr '\n' ' ')
+  want=$(sort -n "$(cgdir vm-ps)/cgroup.procs" | tr '\n' ' ')
+  note "ps: $got cgroup.procs: $want"
+  [ -n "$want" ] && [ "$got" = "$want" ] || fail "ps --format json gave '$got', cgroup.procs has '$want'"
+  return 0
+}
+
+# kill --all kills a container with several processes
+t_kill_all() {
+  local bd
+  "$BERTH" help kill 2>&1 | grep -q -- '--all' || skip "berth kill has no --all yet"
+  bd=$(bundle b)
+  run_d vm-killall "$bd" sh -c 'sleep 300 & sleep 300 & sleep 300 & wait'
+  wait_for 10 nprocs_ge vm-killall 4 || fail "not 4 processes in the cgroup: $(nprocs vm-killall)"
+  b kill --all vm-killall KILL || fail "kill --all failed"
+  wait_for 10 [ ! -s "$(cgdir vm-killall)/cgroup.procs" ] \
+    || fail "processes left: $(cat "$(cgdir vm-killall)/cgroup.procs")"
+  wait_for 5 is_status vm-killall stopped || fail "state after kill --all: $(state_status vm-killall)"
+  b delete vm-killall || fail "delete of the stopped container failed"
+  [ -d "$(cgdir vm-killall)" ] && fail "cgroup remains after delete"
+  return 0
+}
+
+# events --stats: one runc-shaped JSON with the memory limit
+t_events_stats() {
+  local bd out
+  need_cmd events
+  bd=$(bundle b "$(res '"memory": {"limit": 33554432}, "pids": {"limit": 20}')")
+  run_d vm-stats "$bd" sleep 60
+  out=$(timeout -s KILL 15 "$BERTH" --root "$R" events --stats vm-stats 2>&1) || fail "events --stats: $out"
+  note "$out"
+  echo "$out" | grep -qE '"type":[[:space:]]*"stats"' || fail "no \"type\": \"stats\""
+  echo "$out" | grep -qE '"limit":[[:space:]]*33554432' || fail "memory limit 33554432 not in stats"
+  echo "$out" | grep -qE '"pids":' || fail "no pids in stats"
+  return 0
+}
+
+# events: an OOM kill inside the container is reported as an "oom" event
+t_events_oom() {
+  local bd evpid out
+  need_cmd events
+  bd=$(bundle b "$(res '"memory": {"limit": 33554432}')")
+  # The hog is a child: the OOM killer takes it, the container lives on.
+  run_d vm-evoom "$bd" sh -c 'sleep 1; (x=$(yes | head -c 67108864); echo survived); sleep 300'
+  timeout 20 "$BERTH" --root "$R" events --interval 1s vm-evoom > "$T/events" 2>&1 &
+  evpid=$!
+  wait_for 20 file_has "$T/events" '"oom"' || {
+    note "memory.events: $(cat "$(cgdir vm-evoom)/memory.events" 2>&1)"
+    fail "no oom event: $(cat "$T/events")"; }
+  grep -q survived "$T/vm-evoom.out" && fail "the hog survived"
+  grep -qE '^oom_kill [1-9]' "$(cgdir vm-evoom)/memory.events" || fail "memory.events oom_kill is 0"
+  out=$(timeout -s KILL 15 "$BERTH" --root "$R" events --stats vm-evoom 2>&1) || fail "events --stats: $out"
+  echo "$out" | grep -qE '"(oom_kill|failcnt)":[[:space:]]*[1-9]' \
+    || fail "events --stats shows no oom_kill/failcnt after an OOM kill: $out"
+  kill $evpid 2>/dev/null
+  return 0
+}
+
+# delete --force of a paused container succeeds and removes the cgroup
+t_delete_paused() {
+  local bd
+  need_cmd pause
+  bd=$(bundle b)
+  run_d vm-delp "$bd" sh -c 'sleep 300 & sleep 300'
+  b pause vm-delp || fail "pause failed"
+  timeout -s KILL 20 "$BERTH" --root "$R" delete --force vm-delp || fail "delete --force of a paused container failed"
+  [ -d "$(cgdir vm-delp)" ] && fail "cgroup remains: $(ls "$(cgdir vm-delp)")"
+  return 0
+}
+
+# (g) after everything: no cgroup named berth, no process outside the root
+# cgroup, no leftover mounts or layers
+t_leaks() {
+  local left bad p c
+  left=$(find "$CG" -name 'berth*' -type d 2>/dev/null)
+  [ -z "$left" ] || fail "cgroups left: $left"
+  bad=
+  for p in /proc/[0-9]*; do
+    grep -q '^State:[[:space:]]*Z' "$p/status" 2>/dev/null && continue   # zombies
+    c=$(cat "$p/cgroup" 2>/dev/null) || continue
+    [ "$c" = "0::${CALLER_CG:-/}" ] || [ -z "$c" ] || bad="$bad ${p#/proc/}($(cat "$p/comm" 2>/dev/null):$c)"
+  done
+  [ -z "$bad" ] || fail "processes outside the caller's cgroup:$bad"
+  left=$(grep -E 'berth|overlay' /proc/mounts)
+  [ -z "$left" ] || fail "mounts left: $left"
+  left=$(ls -A /var/lib/berth/layers 2>/dev/null)
+  [ -z "$left" ] || fail "layers left in /var/lib/berth/layers: $left"
+  return 0
+}
+
+# ------------------------------------------------------------------ runner
+
+if [ "$1" = --one ]; then
+  name=$2; T=/tmp/t-$name; R=/run/t-$name
+  mkdir -p "$T" "$R"
+  "t_$(echo "$name" | tr - _)"
+  exit $?
+fi
+
+# Delete whatever a test left in its --root.
+cleanup_root() {
+  local r=$1 id
+  for id in $(ls "$r" 2>/dev/null); do
+    [ -d "$r/$id" ] || continue
+    timeout -s KILL 20 "$BERTH" --root "$r" delete --force "$id" </dev/null \
+      || echo "cleanup: berth delete --force $id failed"
+  done
+}
+# pgroup_members PGID: pids in that process group
+pgroup_members() {
+  local p
+  for p in /proc/[0-9]*; do
+    set -- $(cat "$p/stat" 2>/dev/null | sed 's/^[0-9]* (.*) //')
+    [ "${3:-}" = "$PGID" ] && echo "${p#/proc/}"
+  done
+}
+# What every process of a hung test is blocked on (for the lead to read).
+describe_hung() {
+  local p
+  for p in $(pgroup_members); do
+    echo "hung: pid $p [$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)] wchan=$(cat /proc/$p/wchan 2>/dev/null)"
+    ls -l /proc/$p/fd 2>/dev/null | sed -n 's/.* \([0-9]* -> .*\)/      fd \1/p'
+  done
+}
+# After a timed-out test only: kill and remove the cgroups it left, so one hung
+# test does not fail the leak check or starve the next ones.
+sweep_cgroups() {
+  local d
+  for d in $(find "$CG$CALLER_CG/berth" -mindepth 1 -depth -type d 2>/dev/null) "$CG$CALLER_CG/berth"; do
+    [ -d "$d" ] || continue
+    echo 1 > "$d/cgroup.kill" 2>/dev/null
+    echo 0 > "$d/cgroup.freeze" 2>/dev/null
+    rmdir "$d" 2>/dev/null || { sleep 0.5; rmdir "$d" 2>/dev/null; } \
+      || echo "sweep: cannot remove $d"
+  done
+}
+
+# Time budget for the whole suite (kernel command line berth.budget=SECONDS,
+# set by run.sh from its own timeout): a hung berth must not eat the VM's
+# timeout; what does not fit is reported as FAIL "not run".
+budget=$(sed -n 's/.*berth\.budget=\([0-9]*\).*/\1/p' /proc/cmdline)
+deadline=$(( $(uptime_cs) + ${budget:-600} * 100 ))
+# berth.verbose=1: print the log of passing tests too
+grep -q 'berth\.verbose=1' /proc/cmdline && verbose=1 || verbose=
+
+tests=${*:-$ALL_TESTS}
+pass=0 nfail=0 nskip=0 smoke_failed= smoke_passed=
+for name in $tests; do
+  [ "$name" = leaks ] && continue
+  T=/tmp/t-$name; R=/run/t-$name
+  rm -rf "$T"; mkdir -p "$T"
+  start=$(uptime_cs)
+  limit=$(( (deadline - start) / 100 - 10 ))
+  [ $limit -gt $TEST_TIMEOUT ] && limit=$TEST_TIMEOUT
+  if [ $limit -lt 5 ]; then
+    echo "BERTH-TEST FAIL $name: not run, the suite's time budget is used up"
+    nfail=$((nfail + 1)); continue
+  fi
+  # When berth cannot run a container at all, the rest would only time out.
+  if [ -n "$smoke_failed" ] && [ "$smoke_failed" != "$name" ]; then
+    case $name in smoke-*) ;; *)
+      echo "BERTH-TEST FAIL $name: not run, berth cannot run a container ($smoke_failed failed)"
+      nfail=$((nfail + 1)); continue ;;
+    esac
+  fi
+  # Own process group, so a hung test is killed with every berth it started.
+  setsid sh "$0" --one "$name" > "$T.log" 2>&1 </dev/null &
+  PGID=$!
+  timed_out=
+  while kill -0 $PGID 2>/dev/null; do
+    if [ $(( $(uptime_cs) - start )) -ge $(( limit * 100 )) ]; then
+      timed_out=1
+      describe_hung >> "$T.log" 2>&1
+      kill -KILL -$PGID 2>/dev/null
+      break
+    fi
+    sleep 0.2
+  done
+  wait $PGID; rc=$?
+  secs=$(( ($(uptime_cs) - start) / 100 ))
+  cleanup_root "$R" >> "$T.log" 2>&1
+  [ -n "$timed_out" ] && sweep_cgroups >> "$T.log" 2>&1
+  reason=$(cat "$T/reason" 2>/dev/null)
+  if [ -n "$timed_out" ]; then
+    rc=1; reason="timed out after ${limit}s${reason:+ ($reason)}"
+  fi
+  case $rc in
+    0) echo "BERTH-TEST PASS $name (${secs}s)"; pass=$((pass + 1))
+       [ -n "$verbose" ] && sed 's/^/    | /' "$T.log"
+       case $name in smoke-*) smoke_passed=1; smoke_failed= ;; esac ;;
+    77) echo "BERTH-TEST SKIP $name: $reason"; nskip=$((nskip + 1)) ;;
+    *)
+      echo "BERTH-TEST FAIL $name: ${reason:-exit status $rc} (${secs}s)"
+      tail -n 40 "$T.log" | sed 's/^/    | /'
+      nfail=$((nfail + 1))
+      case $name in smoke-*) [ -n "$smoke_passed" ] || smoke_failed="${smoke_failed:+$smoke_failed and }$name" ;; esac ;;
+  esac
+done
+# The leak check always runs last, after every other test's cleanup.
+T=/tmp/t-leaks; R=/run/t-leaks; rm -rf "$T"; mkdir -p "$T"
+if sh "$0" --one leaks > "$T.log" 2>&1 </dev/null; then
+  echo "BERTH-TEST PASS leaks"; pass=$((pass + 1))
+else
+  echo "BERTH-TEST FAIL leaks: $(cat "$T/reason" 2>/dev/null)"; sed 's/^/    | /' "$T.log"
+  nfail=$((nfail + 1))
+fi
+echo "BERTH-TEST DONE pass=$pass fail=$nfail skip=$nskip"
