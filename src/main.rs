@@ -5,21 +5,22 @@
 mod cgroups;
 mod cli;
 mod commands;
+mod hooks;
 mod logging;
 mod namespaces;
+mod notify;
 mod process;
 mod rootfs;
 mod security;
 mod spec;
 mod state;
 mod sys;
+mod tty;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_resolved();
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     match commands::dispatch(&cli) {
         Ok(code) => ExitCode::from(code),

@@ -1,15 +1,22 @@
 //! Namespaces: which are created by the clone, which are joined by `path`,
 //! and the few that need care about *when* (cgroup after the cgroup move, pid
-//! and time before the clone because they apply to children only). User
-//! namespaces are refused by validation until the security work lands.
+//! and time before the clone because they apply to children only), and the
+//! user namespace: its id maps (checked here, written by the parent through
+//! a procfs handle that cannot be redirected) and the child becoming root in
+//! it. Must never write an id map for a caller that could not have written
+//! it by hand: berth has no setuid helper.
 
 use std::fs::File;
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{openat, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use nix::sys::stat::Mode;
+use nix::unistd::{setresgid, setresuid, Gid, Pid, Uid};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 /// What to do with namespaces, decided once from the spec.
 #[derive(Debug, Default, Clone)]
@@ -24,6 +31,12 @@ pub struct Plan {
     pub new_net: bool,
     /// A new uts namespace: hostname/domainname may be set.
     pub new_uts: bool,
+    /// A new user namespace (`CLONE_NEWUSER` is in `clone_flags`): the
+    /// parent writes its id maps before releasing the child.
+    pub new_user: bool,
+    /// A user namespace joined by path: entered before the clone (by a
+    /// short-lived helper), so every new namespace is owned by it.
+    pub join_user: Option<PathBuf>,
     /// Namespaces the parent joins before the clone (pid, time: they take
     /// effect for children only).
     pub parent_joins: Vec<(CloneFlags, PathBuf)>,
@@ -42,6 +55,7 @@ pub fn plan(spec: &Spec) -> Plan {
         let typ = ns.typ();
         let flag = CloneFlags::from_bits_retain(typ as i32);
         match ns.path() {
+            Some(path) if typ == LinuxNamespaceType::User => p.join_user = Some(path.clone()),
             Some(path) if matches!(typ, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
                 p.parent_joins.push((flag, path.clone()))
             }
@@ -53,6 +67,7 @@ pub fn plan(spec: &Spec) -> Plan {
                     p.clone_flags |= typ as u64;
                     p.new_net |= typ == LinuxNamespaceType::Network;
                     p.new_uts |= typ == LinuxNamespaceType::Uts;
+                    p.new_user |= typ == LinuxNamespaceType::User;
                 }
             },
         }
@@ -98,6 +113,235 @@ pub fn enter_child(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// The most lines a uid_map or gid_map may hold (kernel >= 4.15).
+const MAX_ID_MAP_LINES: usize = 340;
+
+/// Check `linux.uidMappings`/`gidMappings` for a new user namespace before
+/// anything is touched: both present, ranges sane, container root mapped
+/// (the child becomes root in the namespace to build the container), and,
+/// for a caller without root (`euid != 0`), nothing but its own ids: the
+/// kernel lets an unprivileged process map exactly one id, its own, and
+/// berth has no setuid helper (newuidmap) to do more.
+pub fn check_id_maps(
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: &[LinuxIdMapping],
+    euid: u32,
+    egid: u32,
+) -> Result<()> {
+    for (field, maps, own) in [
+        ("linux.uidMappings", uid_maps, euid),
+        ("linux.gidMappings", gid_maps, egid),
+    ] {
+        if maps.is_empty() {
+            bail!("{field}: a new user namespace needs at least one mapping");
+        }
+        if maps.len() > MAX_ID_MAP_LINES {
+            bail!(
+                "{field}: {} mappings, the kernel takes at most {MAX_ID_MAP_LINES}",
+                maps.len()
+            );
+        }
+        for (i, m) in maps.iter().enumerate() {
+            let end = |start: u32| u64::from(start) + u64::from(m.size());
+            if m.size() == 0 {
+                bail!("{field}[{i}]: size must be greater than 0");
+            }
+            if end(m.container_id()) > 1 << 32 || end(m.host_id()) > 1 << 32 {
+                bail!("{field}[{i}]: range goes past id 4294967295");
+            }
+            for (j, o) in maps[..i].iter().enumerate() {
+                let overlap = |a: u32, b: u32| {
+                    u64::from(a) < u64::from(b) + u64::from(o.size()) && u64::from(b) < end(a)
+                };
+                if overlap(m.container_id(), o.container_id()) {
+                    bail!("{field}[{i}]: container ids overlap {field}[{j}]");
+                }
+                if overlap(m.host_id(), o.host_id()) {
+                    bail!("{field}[{i}]: host ids overlap {field}[{j}]");
+                }
+            }
+        }
+        if !maps.iter().any(|m| m.container_id() == 0) {
+            bail!("{field}: container id 0 must be mapped (berth sets the container up as root in its user namespace)");
+        }
+        if euid != 0 {
+            let own_only = maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == own;
+            if !own_only {
+                bail!(
+                    "{field}: running without root, only your own id can be mapped (one mapping, hostID {own}, size 1); berth uses no setuid helper such as newuidmap"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host id that container id 0 maps to (the owner the parent gives the
+/// overlay layer dirs), if 0 is mapped.
+pub fn host_root(maps: &[LinuxIdMapping]) -> Option<u32> {
+    maps.iter()
+        .find(|m| m.container_id() == 0 && m.size() > 0)
+        .map(|m| m.host_id())
+}
+
+/// The text of a uid_map or gid_map file: one `inside outside count` line
+/// per mapping, written with one write(2) as the kernel requires.
+pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Parent side, while the child waits for `Go`: write the new user
+/// namespace's maps. Without root the kernel requires setgroups to be
+/// denied before an unprivileged gid_map is written.
+pub fn write_id_maps(
+    pid: Pid,
+    uid_maps: &[LinuxIdMapping],
+    gid_maps: &[LinuxIdMapping],
+    deny_setgroups: bool,
+) -> Result<()> {
+    let dir = open_proc_pid(pid)?;
+    if deny_setgroups {
+        write_proc_file(&dir, pid, "setgroups", "deny")?;
+    }
+    write_proc_file(&dir, pid, "uid_map", &id_map_text(uid_maps))?;
+    write_proc_file(&dir, pid, "gid_map", &id_map_text(gid_maps))
+}
+
+/// `/proc/<pid>` as a directory fd, refusing anything that is not procfs
+/// (a bind mount or tmpfs planted on /proc) and any symlink on the way.
+fn open_proc_pid(pid: Pid) -> Result<OwnedFd> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let proc: OwnedFd = File::open("/proc").context("open /proc")?.into();
+    check_procfs(&proc, Path::new("/proc"))?;
+    let raw = openat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(&proc)),
+        pid.to_string().as_str(),
+        flags | OFlag::O_RDONLY,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open /proc/{pid}"))?;
+    // SAFETY: openat returned a new fd that nothing else owns.
+    let dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    check_procfs(&dir, &Path::new("/proc").join(pid.to_string()))?;
+    Ok(dir)
+}
+
+fn check_procfs(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let st = nix::sys::statfs::fstatfs(fd).with_context(|| format!("statfs {}", path.display()))?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("{} is not procfs", path.display());
+    }
+    Ok(())
+}
+
+/// Write one file below `/proc/<pid>`, opened relative to `dir` without
+/// following symlinks and checked to be procfs itself.
+fn write_proc_file(dir: &OwnedFd, pid: Pid, name: &str, text: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{name}");
+    let raw = openat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(dir)),
+        name,
+        OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {path}"))?;
+    // SAFETY: openat returned a new fd that nothing else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    check_procfs(&fd, Path::new(&path))?;
+    let mut f = File::from(fd);
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("write {:?} to {path}", text.trim_end()))
+}
+
+/// Child side, once the maps are written (or the namespace was joined):
+/// become root of the user namespace, which holds every capability in it
+/// and owns the namespaces made with it. `process.user` is applied later.
+pub fn become_root() -> Result<()> {
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    setresgid(root_gid, root_gid, root_gid)
+        .context("become root in the user namespace: setresgid 0 (is gid 0 mapped?)")?;
+    setresuid(root_uid, root_uid, root_uid)
+        .context("become root in the user namespace: setresuid 0 (is uid 0 mapped?)")
+}
+
+/// Whether this process runs in a user namespace other than the host's:
+/// the initial one maps every id to itself.
+pub fn in_user_ns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
+/// Whether setgroups(2) is denied in our user namespace (a rootless one):
+/// then the supplementary groups cannot be changed at all.
+pub fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// Clone the container process inside the user namespace at `path`: see
+/// [`clone_entered`]. The namespaces the clone creates are owned by it.
+pub fn clone_in_user_ns(path: &Path, flags: u64) -> Result<Option<Pid>> {
+    let ns = File::open(path).with_context(|| format!("open namespace {}", path.display()))?;
+    clone_entered(
+        || {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .with_context(|| format!("join user namespace {}", path.display()))
+        },
+        flags,
+    )
+}
+
+/// Clone a child of ours from inside namespaces that berth itself must not
+/// enter: a forked helper makes itself non-dumpable (from inside, the
+/// container must never ptrace it), runs `enter` (setns into a user
+/// namespace needs a single-threaded process, and berth must keep its host
+/// privileges), clones the child with `CLONE_PARENT`, so it is berth's own,
+/// sends its pid (as the host sees it) and exits. Returns None in the
+/// child, as `sys::clone_child` does.
+pub fn clone_entered(enter: impl FnOnce() -> Result<()>, flags: u64) -> Result<Option<Pid>> {
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe for the clone helper")?;
+    // SAFETY: berth is single-threaded here; the helper only makes
+    // syscalls and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.context("fork the clone helper")? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let pid = crate::sys::set_dumpable(false)
+                .and_then(|()| enter())
+                .and_then(|()| crate::sys::clone_child(flags | libc::CLONE_PARENT as u64, None));
+            let msg = match pid {
+                Ok(None) => {
+                    drop(wr);
+                    return Ok(None);
+                }
+                Ok(Some(p)) => p.as_raw().to_string(),
+                Err(e) => format!("error: {e:#}"),
+            };
+            let _ = nix::unistd::write(&wr, msg.as_bytes());
+            // SAFETY: leave without running the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut buf = Vec::new();
+            let read = std::io::Read::read_to_end(&mut File::from(rd), &mut buf);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.context("read from the clone helper")?;
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(e) = text.strip_prefix("error: ") {
+                bail!("{e}");
+            }
+            let pid = text
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| anyhow::anyhow!("the clone helper exited without a pid"))?;
+            Ok(Some(Pid::from_raw(pid)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +368,89 @@ mod tests {
         assert_eq!(p.child_joins.len(), 1);
         assert_eq!(p.child_joins[0].0, CloneFlags::CLONE_NEWNET);
         assert!(p.parent_joins.is_empty());
+    }
+
+    #[test]
+    fn user_namespace_new_or_joined() {
+        let p = plan(&spec_with(r#"[{"type":"mount"},{"type":"user"}]"#));
+        assert!(p.new_user && p.join_user.is_none());
+        assert_eq!(
+            p.clone_flags,
+            (libc::CLONE_NEWNS | libc::CLONE_NEWUSER) as u64
+        );
+        let p = plan(&spec_with(
+            r#"[{"type":"mount"},{"type":"user","path":"/proc/1/ns/user"}]"#,
+        ));
+        assert!(!p.new_user);
+        assert_eq!(p.join_user.as_deref(), Some(Path::new("/proc/1/ns/user")));
+        assert!(
+            p.child_joins.is_empty(),
+            "the user namespace is entered before the clone"
+        );
+        assert_eq!(p.clone_flags, libc::CLONE_NEWNS as u64);
+    }
+
+    fn maps(json: &str) -> Vec<LinuxIdMapping> {
+        serde_json::from_str(json).expect("maps")
+    }
+
+    #[test]
+    fn id_maps_checked() {
+        let wide = maps(r#"[{"containerID":0,"hostID":100000,"size":65536}]"#);
+        let own = maps(r#"[{"containerID":0,"hostID":1000,"size":1}]"#);
+        let err = |u: &[LinuxIdMapping], g: &[LinuxIdMapping], euid| {
+            format!("{:#}", check_id_maps(u, g, euid, euid).unwrap_err())
+        };
+        check_id_maps(&wide, &wide, 0, 0).expect("root maps any range");
+        check_id_maps(&own, &own, 1000, 1000).expect("own id without root");
+        assert!(err(&wide, &wide, 1000).starts_with(
+            "linux.uidMappings: running without root, only your own id can be mapped (one mapping, hostID 1000, size 1)"
+        ));
+        assert!(err(&own, &own, 1001).contains("hostID 1001"));
+        assert_eq!(
+            err(&[], &wide, 0),
+            "linux.uidMappings: a new user namespace needs at least one mapping"
+        );
+        assert_eq!(
+            err(
+                &wide,
+                &maps(r#"[{"containerID":0,"hostID":5,"size":0}]"#),
+                0
+            ),
+            "linux.gidMappings[0]: size must be greater than 0"
+        );
+        let overlap = maps(
+            r#"[{"containerID":0,"hostID":100000,"size":10},{"containerID":5,"hostID":200000,"size":10}]"#,
+        );
+        assert_eq!(
+            err(&overlap, &wide, 0),
+            "linux.uidMappings[1]: container ids overlap linux.uidMappings[0]"
+        );
+        let no_root = maps(r#"[{"containerID":1,"hostID":100000,"size":10}]"#);
+        assert!(err(&no_root, &wide, 0).contains("container id 0 must be mapped"));
+        let past = maps(r#"[{"containerID":0,"hostID":4294967295,"size":2}]"#);
+        assert!(err(&past, &wide, 0).contains("past id 4294967295"));
+    }
+
+    #[test]
+    fn id_map_file_text() {
+        let m = maps(
+            r#"[{"containerID":0,"hostID":100000,"size":1000},{"containerID":1000,"hostID":1000,"size":1}]"#,
+        );
+        assert_eq!(id_map_text(&m), "0 100000 1000\n1000 1000 1\n");
+        assert_eq!(host_root(&m), Some(100000));
+        assert_eq!(host_root(&m[1..]), None);
+    }
+
+    #[test]
+    fn proc_handle_refuses_non_procfs() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let fd: OwnedFd = File::open(tmp.path()).expect("open").into();
+        let e = check_procfs(&fd, tmp.path()).unwrap_err();
+        assert!(e.to_string().ends_with("is not procfs"), "{e}");
+        let me = Pid::this();
+        let dir = open_proc_pid(me).expect("own /proc dir");
+        check_procfs(&dir, Path::new("/proc/self")).expect("procfs");
     }
 
     #[test]

@@ -94,6 +94,13 @@ pub struct State {
     /// `<layer root>/<id>` in overlay mode.
     #[serde(default)]
     pub layer_dir: Option<PathBuf>,
+    /// The container's effective process (after command-line overrides):
+    /// the template `exec` starts from, as runc does.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// The config's hooks: `start` runs poststart and `delete` poststop.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}`, checked before any file is made.
@@ -136,6 +143,17 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// In a forked child: drop the child's copy of the lock fd. An flock
+    /// belongs to the open file description, so a child holding a copy would
+    /// keep the container locked until it execs (and `start` would wait on it).
+    pub fn close_inherited(&self) {
+        // SAFETY: called only in a clone of the lock's owner, which never
+        // drops this Lock (it ends in execve or _exit), so no double close.
+        unsafe { libc::close(self._dir.as_raw_fd()) };
+    }
+}
+
 /// Make the state dir of a new container, atomically: a hidden temp dir is
 /// made, locked and given its state.json, then renamed into place without
 /// replacing anything. So `<root>/<id>` never exists without a state.json, and
@@ -165,6 +183,35 @@ pub fn create_locked(root: &Path, id: &str, st: &State) -> Result<(PathBuf, Lock
             Err(e)
         }
     }
+}
+
+/// Remove `<root>/.<id>.<pid>` temp dirs left by a `create` that was killed
+/// before it renamed its state dir into place. A live creator holds the flock
+/// on its temp dir, so only dead ones are taken. Returns how many went.
+pub fn remove_stale_temp_dirs(root: &Path, id: &str) -> usize {
+    let prefix = format!(".{id}.");
+    let Ok(entries) = fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(f) = File::open(entry.path()) else {
+            continue;
+        };
+        // SAFETY: flock on an fd we own.
+        let got = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if got && fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
@@ -249,20 +296,35 @@ impl State {
         Status::Running
     }
 
-    /// The OCI state JSON, as `berth state` prints it (runc's field set).
-    pub fn to_oci_json(&self, status: Status) -> serde_json::Value {
-        serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": if status == Status::Stopped { 0 } else { self.pid },
-            "status": status.to_string(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-            "annotations": self.annotations,
-        })
+    /// The OCI state, as `berth state` prints it: runc's fields, in runc's
+    /// order (hence a struct, not a JSON map, which would sort the keys).
+    pub fn to_oci(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
     }
+}
+
+#[derive(Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    oci_version: &'a str,
+    id: &'a str,
+    pid: i32,
+    status: Status,
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    created: &'a str,
+    owner: &'a str,
+    annotations: &'a BTreeMap<String, String>,
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of
@@ -327,6 +389,8 @@ mod tests {
             cgroup: Cgroup::default(),
             rootfs_mode: rootfs::Mode::Overlay,
             layer_dir: None,
+            process: None,
+            hooks: None,
         };
         st.save(dir.path()).expect("save");
         let back = State::load(dir.path(), "t").expect("load");

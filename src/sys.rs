@@ -33,7 +33,13 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub fn clone_child(flags: u64, cgroup: Option<BorrowedFd>) -> Result<Option<Pid>> {
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // clone3 refuses an exit signal with CLONE_PARENT: the child then
+        // takes its parent's (SIGCHLD for our forks).
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if let Some(fd) = cgroup {
@@ -176,6 +182,18 @@ pub fn loopback_up() -> Result<()> {
     // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(io::Error::last_os_error()).context("bring lo up");
+    }
+    Ok(())
+}
+
+/// setns through a pidfd: join several namespaces of that process at once.
+pub fn setns_pidfd(pidfd: BorrowedFd, flags: i32) -> io::Result<()> {
+    if flags == 0 {
+        return Ok(());
+    }
+    // SAFETY: setns on a valid pidfd with namespace flags; no memory involved.
+    if unsafe { libc::setns(pidfd.as_raw_fd(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

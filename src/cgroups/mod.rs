@@ -131,6 +131,40 @@ impl Cgroup {
         Ok(Cgroup { mode, v2, v1 })
     }
 
+    /// No cgroup at all: a rootless container whose caller has no cgroup
+    /// delegated to it stays in the caller's cgroups.
+    pub fn none() -> Cgroup {
+        Cgroup::default()
+    }
+
+    /// Whether this is [`Cgroup::none`]: nothing to make, apply or remove.
+    pub fn is_none(&self) -> bool {
+        self.v2.is_none() && self.v1.is_empty()
+    }
+
+    /// Whether this process may make the container's cgroup in every
+    /// hierarchy: the nearest existing directory on the way is writable.
+    /// Only a cgroup delegated to the caller is, for a non-root caller.
+    pub fn writable(&self) -> bool {
+        self.nodes().iter().all(|n| {
+            let Some(dir) = n.path.ancestors().find(|d| d.exists()) else {
+                return false;
+            };
+            nix::unistd::access(
+                dir,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .is_ok()
+        })
+    }
+
+    /// A directory of the container's cgroup, for messages.
+    pub fn describe(&self) -> String {
+        self.nodes()
+            .first()
+            .map_or_else(|| "-".into(), |n| n.path.display().to_string())
+    }
+
     #[cfg(test)]
     pub fn mode(&self) -> Mode {
         self.mode
@@ -179,6 +213,9 @@ impl Cgroup {
 
     /// Check that every limit asked for can be applied on this host.
     pub fn check(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if self.is_none() {
+            return Ok(());
+        }
         let default = LinuxResources::default();
         let plan = resources::plan(
             resources.unwrap_or(&default),
@@ -196,6 +233,9 @@ impl Cgroup {
     /// Create the cgroup directories and apply the limits; on error, remove
     /// the directories this call made.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if self.is_none() {
+            return Ok(());
+        }
         let default = LinuxResources::default();
         let host = self.host()?;
         let plan = resources::plan(resources.unwrap_or(&default), &host, Purpose::Create)?;
@@ -272,6 +312,9 @@ impl Cgroup {
 
     /// Change the limits of a live container: only what `resources` sets.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if self.is_none() {
+            bail!("this rootless container has no cgroup of its own (no delegated cgroup when it was created): its limits cannot be changed");
+        }
         let host = self.host()?;
         let plan = resources::plan(resources, &host, Purpose::Update)?;
         self.check_memory_usage(resources)?;
@@ -458,6 +501,21 @@ impl Cgroup {
     }
 }
 
+/// Whether `resources` asks for any limit. Device rules do not count: a
+/// rootless container cannot make device nodes, and its user namespace
+/// gives it no access to devices its user could not already open.
+pub fn asks_for_limits(resources: Option<&LinuxResources>) -> bool {
+    let Some(r) = resources else {
+        return false;
+    };
+    let mut r = r.clone();
+    r.set_devices(None);
+    match serde_json::to_value(&r) {
+        Ok(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null()),
+        _ => true,
+    }
+}
+
 fn collect_procs(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
     let text = match read_file(dir, "cgroup.procs") {
         Ok(t) => t,
@@ -475,4 +533,32 @@ fn collect_procs(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod rootless_tests {
+    use super::*;
+
+    #[test]
+    fn limits_other_than_devices_count() {
+        let r = |json: &str| -> LinuxResources { serde_json::from_str(json).unwrap() };
+        assert!(!asks_for_limits(None));
+        assert!(!asks_for_limits(Some(&r("{}"))));
+        assert!(!asks_for_limits(Some(&r(
+            r#"{"devices":[{"allow":false,"access":"rwm"}]}"#
+        ))));
+        assert!(asks_for_limits(Some(&r(r#"{"pids":{"limit":10}}"#))));
+        assert!(asks_for_limits(Some(&r(r#"{"memory":{"limit":1000000}}"#))));
+    }
+
+    #[test]
+    fn none_makes_nothing() {
+        let c = Cgroup::none();
+        assert!(c.is_none() && c.writable());
+        c.check(None).unwrap();
+        c.create(None).unwrap();
+        c.add_process(1).unwrap();
+        c.destroy().unwrap();
+        assert!(c.update(&LinuxResources::default()).is_err());
+    }
 }

@@ -18,8 +18,10 @@ const OCI_VERSION_MIN: &str = "1.0.0";
 /// Hooks berth runs: none yet (configs with hooks are refused).
 const HOOKS: &[&str] = &[];
 
-/// Namespaces berth creates or joins. `user` comes with the security issue.
-const NAMESPACES: &[&str] = &["cgroup", "ipc", "mount", "network", "pid", "time", "uts"];
+/// Namespaces berth creates or joins.
+const NAMESPACES: &[&str] = &[
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
 
 /// Every capability name berth accepts in `process.capabilities`, in kernel
 /// order.
@@ -193,7 +195,7 @@ mod tests {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        assert!(!namespaces.contains(&"user"));
+        assert!(namespaces.contains(&"user"));
         assert!(namespaces.contains(&"network") && namespaces.contains(&"time"));
         let options = doc["mountOptions"].as_array().expect("array");
         assert!(options.iter().any(|o| o == "rbind") && options.iter().any(|o| o == "runbindable"));

@@ -24,7 +24,7 @@ pub fn run(root: &Path, args: &ListArgs) -> Result<u8> {
         ListFormat::Json => {
             let all: Vec<_> = containers
                 .iter()
-                .map(|(st, s)| st.to_oci_json(*s))
+                .map(|(st, s)| st.to_oci(*s))
                 .collect();
             writeln!(out, "{}", serde_json::to_string(&all)?)?;
         }

@@ -4,11 +4,16 @@
 mod create;
 mod delete;
 mod diff;
+mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod spec;
 mod state;
+mod update;
 
 use std::path::Path;
 
@@ -29,6 +34,12 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::List(args) => list::run(&cli.root, args),
         Command::Kill(args) => kill::run(&cli.root, args),
         Command::Delete(args) => delete::run(&cli.root, args),
+        Command::Exec(args) => exec::run(&cli.root, args),
+        Command::Pause(args) => pause::pause(&cli.root, &args.id),
+        Command::Resume(args) => pause::resume(&cli.root, &args.id),
+        Command::Ps(args) => ps::run(&cli.root, args),
+        Command::Update(args) => update::run(&cli.root, args),
+        Command::Events(args) => events::run(&cli.root, args),
         Command::Diff(args) => diff::run(&cli.root, &args.id),
         Command::Spec(args) => spec::run(args),
         Command::Features => features::run(),

@@ -8,7 +8,7 @@ use super::load;
 
 pub fn run(root: &Path, id: &str) -> Result<u8> {
     let (st, dir) = load(root, id)?;
-    let json = st.to_oci_json(st.status(&dir));
+    let json = st.to_oci(st.status(&dir));
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(0)
 }

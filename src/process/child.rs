@@ -14,10 +14,12 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chdir, execve};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{Hooks, Process, Spec};
 
 use super::sync::{Channel, Msg};
 use super::ExecError;
+use crate::hooks::{self, Kind};
+use crate::tty::{self, ConsoleTarget};
 use crate::{namespaces, rootfs, security, sys};
 
 /// Everything the child needs, prepared by the parent before the clone.
@@ -33,6 +35,17 @@ pub struct ChildContext<'a> {
     /// The exec fifo, opened O_RDWR by the parent: reading blocks until `start`.
     pub fifo: OwnedFd,
     pub chan: Channel,
+    /// `process.terminal`: where the pty master goes.
+    pub console: Option<&'a ConsoleTarget>,
+    /// The parent's lock on the state dir: the child must not hold it.
+    pub lock: &'a crate::state::Lock,
+}
+
+/// Whether the parent sends `HookState`: the child runs createContainer
+/// and startContainer hooks itself and needs the state they read.
+pub fn needs_hook_state(hooks: Option<&Hooks>) -> bool {
+    !hooks::list(hooks, Kind::CreateContainer).is_empty()
+        || !hooks::list(hooks, Kind::StartContainer).is_empty()
 }
 
 /// Run the child and never return.
@@ -62,6 +75,8 @@ pub fn run(ctx: ChildContext) -> ! {
 }
 
 fn init(ctx: &ChildContext) -> Result<Infallible> {
+    // The state lock stays with the parent alone.
+    ctx.lock.close_inherited();
     let process = ctx
         .spec
         .process()
@@ -70,8 +85,33 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // Die with the parent until it has recorded us in state.json. Had it died
     // before this line, the `Go` below reads end-of-stream and we exit.
     sys::set_parent_death_signal(libc::SIGKILL)?;
-    // Wait until the parent has put us in our cgroups.
+    // Nothing in the container may ptrace us or open our /proc/self/exe (the
+    // berth binary) until execve replaces this image (CVE-2019-5736). In a
+    // new user namespace this waits for `Go`: a non-dumpable process's /proc
+    // files belong to host root, and an unprivileged parent must still open
+    // our uid_map. Until `Go` we run nothing of the container's.
+    if !ctx.ns.new_user {
+        sys::set_dumpable(false)?;
+    }
+    // Wait until the parent has put us in our cgroups (and written our id maps).
     ctx.chan.expect(Msg::Go)?;
+    if ctx.ns.new_user {
+        sys::set_dumpable(false)?;
+    }
+    // In a user namespace, become its root: every capability in it, and
+    // the owner of everything made below.
+    if ctx.ns.new_user || ctx.ns.join_user.is_some() {
+        namespaces::become_root()?;
+    }
+    let hooks = ctx.spec.hooks().as_ref();
+    let hook_state = if needs_hook_state(hooks) {
+        match ctx.chan.recv()? {
+            Msg::HookState(json) => json,
+            m => anyhow::bail!("sync channel: expected HookState, got {m:?}"),
+        }
+    } else {
+        String::new()
+    };
     // Join namespaces by path; new cgroup namespace rooted at our cgroup.
     namespaces::enter_child(ctx.ns)?;
     // Build the root (overlay or bind, mounts, /dev) and pivot into it.
@@ -82,7 +122,15 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
         mode: ctx.mode,
         layer_dir: ctx.layer_dir,
         no_pivot: ctx.no_pivot,
+        // Create-time hooks: the runtime's (run by the parent), then the
+        // container's, after the root is built and before pivot_root.
+        before_pivot: &|| run_create_hooks(ctx, hooks, &hook_state),
     })?;
+    // The terminal: a pty of the container's devpts becomes our stdio and
+    // controlling terminal; its master goes to the console socket or berth.
+    if let Some(target) = ctx.console {
+        setup_console(&ctx.chan, target, process, true)?;
+    }
     // Hostname and domainname belong to the container's uts namespace.
     set_names(ctx.spec)?;
     // Sysctls are written through the container's own /proc.
@@ -91,18 +139,9 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     if ctx.ns.new_net {
         sys::loopback_up()?;
     }
-    // Limits are inherited through execve.
-    security::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
-    // The working directory exists (created like runc does) and we stand in it.
-    enter_cwd(process.cwd())?;
-    // Resolve the program now so a typo is a create-time error (exit 127).
-    let mut env = process.env().clone().unwrap_or_default();
-    add_home(&mut env, process.user().uid());
-    let args = process.args().clone().unwrap_or_default();
-    let exe = find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
-    let exe = CString::new(exe.as_os_str().as_encoded_bytes()).context("executable path")?;
-    let argv = to_cstrings(&args)?;
-    let envp = to_cstrings(&env)?;
+    // Limits, working directory, and the program resolved now, so that a
+    // typo is a create-time error (exit 127).
+    let prepared = prepare_exec(process)?;
     // Report ready, and stop depending on the parent once it has committed state.
     ctx.chan.send(&Msg::Ready)?;
     ctx.chan.expect(Msg::Commit)?;
@@ -111,12 +150,99 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // Block until `berth start` writes to the exec fifo.
     wait_for_start(&ctx.fifo)?;
     // From here on errors go to our stderr: nobody waits on the channel.
+    exec_prepared(process, &prepared, ctx.preserve_fds, || {
+        run_start_hooks(hooks, &hook_state)
+    })
+}
+
+/// prestart and createRuntime in the parent (runtime namespace), then
+/// createContainer here (container namespace). A failure aborts create.
+fn run_create_hooks(ctx: &ChildContext, hooks: Option<&Hooks>, state: &str) -> Result<()> {
+    if !hooks::list(hooks, Kind::Prestart).is_empty()
+        || !hooks::list(hooks, Kind::CreateRuntime).is_empty()
+    {
+        ctx.chan.send(&Msg::Hooks)?;
+        ctx.chan.expect(Msg::HooksDone)?;
+    }
+    hooks::run(hooks, Kind::CreateContainer, state)
+}
+
+/// startContainer: in the container, after `start`, just before execve.
+fn run_start_hooks(hooks: Option<&Hooks>, creating: &str) -> Result<()> {
+    if hooks::list(hooks, Kind::StartContainer).is_empty() {
+        return Ok(());
+    }
+    // The state as `start` sees it: the container is created, not running yet.
+    let mut v: serde_json::Value =
+        serde_json::from_str(creating).context("state for startContainer hooks")?;
+    v["status"] = "created".into();
+    hooks::run(hooks, Kind::StartContainer, &v.to_string())
+}
+
+/// Make a pty of the container's devpts our terminal and send its master
+/// on. `console`: bind the slave on /dev/console (the container's first
+/// process; not for exec).
+pub fn setup_console(
+    chan: &Channel,
+    target: &ConsoleTarget,
+    process: &Process,
+    console: bool,
+) -> Result<()> {
+    let (master, slave, path) = tty::open_pty(tty::console_size(process))?;
+    if console {
+        tty::mount_console(&path)?;
+    }
+    match target {
+        ConsoleTarget::Socket(sock) => tty::send_master(sock, &master)?,
+        ConsoleTarget::Parent => chan.send_pty(&master)?,
+    }
+    // The container process must never hold the master.
+    drop(master);
+    tty::make_controlling(&slave)
+}
+
+/// The user's program, resolved and ready for execve.
+pub struct Prepared {
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Steps that still run with full privileges inside the container: rlimits,
+/// the working directory, HOME, and the executable lookup.
+pub fn prepare_exec(process: &Process) -> Result<Prepared> {
+    // Limits are inherited through execve.
+    security::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    // The working directory exists (created like runc does) and we stand in it.
+    enter_cwd(process.cwd())?;
+    let mut env = process.env().clone().unwrap_or_default();
+    add_home(&mut env, process.user().uid());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
+    Ok(Prepared {
+        exe: CString::new(exe.as_os_str().as_encoded_bytes()).context("executable path")?,
+        argv: to_cstrings(&args)?,
+        envp: to_cstrings(&env)?,
+    })
+}
+
+/// The last steps: drop privileges, run `before_exec` (startContainer
+/// hooks, as the container's user, as runc does), restore signals, close
+/// fds, execve.
+pub fn exec_prepared(
+    process: &Process,
+    p: &Prepared,
+    preserve_fds: u32,
+    before_exec: impl FnOnce() -> Result<()>,
+) -> Result<Infallible> {
     drop_privileges(process)?;
+    before_exec()?;
     reset_signals()?;
     // Everything but stdio and the preserved fds is closed at execve.
-    sys::cloexec_fds_from(3 + ctx.preserve_fds)?;
-    let Err(err) = execve(&exe, &argv, &envp);
-    Err(exec_error(&args[0], err.into()))
+    sys::cloexec_fds_from(3 + preserve_fds)?;
+    let Err(err) = execve(&p.exe, &p.argv, &p.envp);
+    let name = p.argv.first().map(|a| a.to_string_lossy().into_owned());
+    Err(exec_error(&name.unwrap_or_default(), err.into()))
 }
 
 /// runc sets HOME from the container's /etc/passwd when process.env lacks it.
@@ -255,6 +381,7 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 
 /// User, groups, umask, capabilities and no_new_privs, in that order.
 fn drop_privileges(process: &Process) -> Result<()> {
+    security::drop_bounding(process.capabilities().as_ref())?;
     security::set_user(process.user())?;
     if let Some(mask) = process.user().umask() {
         umask(Mode::from_bits_truncate(mask as libc::mode_t));

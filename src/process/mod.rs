@@ -4,6 +4,7 @@
 //! berth binary: the child is a clone of the parent that ends in `execve`.
 
 pub mod child;
+pub mod exec;
 pub mod parent;
 pub mod sync;
 pub mod wait;

@@ -2,6 +2,10 @@
 //! run`) does. Validation happens before the first file is made; from the
 //! first file on, a `Cleanup` guard undoes every step if a later one fails, so
 //! a failed create leaves no state dir, layer, cgroup or process behind.
+//!
+//! Between `Go` and `Ready` the child may ask for the runtime-namespace
+//! create hooks (`Hooks`, answered `HooksDone`) and hand over its pty master
+//! (`Pty`); see `hooks` for where each hook kind runs.
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -14,13 +18,16 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{getpid, mkfifo, Pid};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use super::child;
 use super::sync::{self, Msg};
+use super::ExecError;
 use crate::cgroups::Cgroup;
+use crate::hooks::{self, Kind};
 use crate::state::{self, Lock, State, Status};
-use crate::{logging, namespaces, rootfs, spec, sys};
+use crate::tty::ConsoleTarget;
+use crate::{logging, namespaces, notify, rootfs, spec, sys};
 
 /// What `create` needs besides the spec.
 pub struct CreateOptions<'a> {
@@ -33,6 +40,14 @@ pub struct CreateOptions<'a> {
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// Where the pty master goes when `process.terminal` is true.
+    pub console: Option<ConsoleTarget>,
+    /// Make `<state dir>/notify` for the container's NOTIFY_SOCKET mount.
+    pub notify: bool,
+    /// Rootless mode (`--rootless`): without a delegated cgroup the
+    /// container stays in the caller's cgroups, with one warning if the
+    /// config asks for limits.
+    pub rootless: bool,
 }
 
 /// A container whose process waits on the exec fifo. The state lock is held
@@ -41,12 +56,15 @@ pub struct Created {
     pub dir: PathBuf,
     pub pid: Pid,
     pub lock: Lock,
+    /// The pty master, when the child sent it to us (`ConsoleTarget::Parent`).
+    pub pty: Option<OwnedFd>,
 }
 
 pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // 1. Check everything before touching the system.
     state::validate_id(opts.id)?;
     spec::validate(spec, opts.bundle)?;
+    rootfs::validate(spec, opts.bundle)?;
     let root_path = spec
         .root()
         .as_ref()
@@ -55,10 +73,22 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let mode = rootfs::choose_mode(spec, &rootfs)?;
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let cgroup = Cgroup::plan(opts.id, cgroups_path, opts.systemd_cgroup)?;
-    let resources = linux.and_then(|l| l.resources().as_ref());
+    let mut cgroup = Cgroup::plan(opts.id, cgroups_path, opts.systemd_cgroup)?;
+    let mut resources = linux.and_then(|l| l.resources().as_ref());
+    if opts.rootless && !cgroup.writable() {
+        // As runc does in rootless mode: no delegation, no cgroup; said once.
+        if crate::cgroups::asks_for_limits(resources) {
+            logging::warn(&format!(
+                "rootless: cgroup {} is not writable (no delegated cgroup): linux.resources limits are not applied",
+                cgroup.describe()
+            ));
+        }
+        cgroup = Cgroup::none();
+        resources = None;
+    }
     cgroup.check(resources)?;
     let ns = namespaces::plan(spec);
+    let id_maps = user_ns_maps(spec, &ns)?;
 
     // 2. The state dir appears atomically, already locked and holding state.json.
     let me = getpid().as_raw();
@@ -82,6 +112,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         cgroup: cgroup.clone(),
         rootfs_mode: mode,
         layer_dir: (mode == rootfs::Mode::Overlay).then(|| opts.layer_root.join(opts.id)),
+        process: spec.process().clone(),
+        hooks: spec.hooks().clone(),
     };
     let (dir, lock) = state::create_locked(opts.root, opts.id, &st)?;
     let mut cleanup = Cleanup {
@@ -89,20 +121,39 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         dir: dir.clone(),
         child: None,
         armed: true,
+        poststop: false,
     };
 
     // 3. Layer, cgroup, exec fifo.
     if let Some(layer) = &st.layer_dir {
         rootfs::create_layer(layer)?;
+        // The container's root writes the upper dir: it must own it.
+        if let Some((uid, gid)) = id_maps.as_ref().and_then(|m| m.layer_owner) {
+            rootfs::chown_layer(layer, uid, gid)?;
+        }
     }
     cgroup.create(resources)?;
     let fifo = make_exec_fifo(&dir)?;
+    let with_notify;
+    let spec = if opts.notify {
+        notify::make_dir(&dir)?;
+        let mut s = spec.clone();
+        notify::add_mount(&mut s, &dir)?;
+        with_notify = s;
+        &with_notify
+    } else {
+        spec
+    };
     let (parent_chan, child_chan) = sync::pair()?;
     let cgroup_fd = cgroup.open_v2_dir()?;
     namespaces::prepare_parent(&ns)?;
 
     // 4. Clone the child: it becomes the container process.
-    let Some(pid) = sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))? else {
+    let cloned = match &ns.join_user {
+        Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
+        None => sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))?,
+    };
+    let Some(pid) = cloned else {
         drop(parent_chan);
         child::run(child::ChildContext {
             spec,
@@ -115,6 +166,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             ns: &ns,
             fifo,
             chan: child_chan,
+            console: opts.console.as_ref(),
+            lock: &lock,
         });
     };
     cleanup.child = Some(pid);
@@ -123,13 +176,39 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 
     // 5. Place it, let it build its root, record it, release it.
     cgroup.add_process(pid.as_raw())?;
+    // A new user namespace gets its maps before the child does anything in it.
+    if let Some(m) = id_maps.as_ref().filter(|_| ns.new_user) {
+        namespaces::write_id_maps(pid, &m.uid, &m.gid, m.deny_setgroups)?;
+    }
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let path = format!("/proc/{pid}/oom_score_adj");
         fs::write(&path, adj.to_string())
             .with_context(|| format!("process.oomScoreAdj: write {adj} to {path}"))?;
     }
     parent_chan.send(&Msg::Go)?;
-    parent_chan.expect(Msg::Ready)?;
+    let hooks = spec.hooks().as_ref();
+    let mut creating = st.clone();
+    creating.pid = pid.as_raw();
+    let creating_json = hooks::state_json(&creating, Status::Creating);
+    if child::needs_hook_state(hooks) {
+        parent_chan.send(&Msg::HookState(creating_json.clone()))?;
+    }
+    let mut pty = None;
+    loop {
+        match parent_chan.recv_fd()? {
+            (Msg::Ready, _) => break,
+            (Msg::Hooks, _) => {
+                // Whatever these hooks set up, poststop is their undo.
+                cleanup.poststop = true;
+                hooks::run(hooks, Kind::Prestart, &creating_json)?;
+                hooks::run(hooks, Kind::CreateRuntime, &creating_json)?;
+                parent_chan.send(&Msg::HooksDone)?;
+            }
+            (Msg::Pty, Some(fd)) => pty = Some(fd),
+            (Msg::Error { code, msg }, _) => return Err(ExecError::from_child(code, msg)),
+            (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
+        }
+    }
     st.pid = pid.as_raw();
     st.pid_start_time =
         state::process_start_time(st.pid).context("the container process exited during setup")?;
@@ -143,7 +222,56 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     parent_chan.send(&Msg::Commit)?;
     parent_chan.expect(Msg::Ack)?;
     cleanup.armed = false;
-    Ok(Created { dir, pid, lock })
+    Ok(Created {
+        dir,
+        pid,
+        lock,
+        pty,
+    })
+}
+
+/// A container's user namespace maps, checked, and what the parent does
+/// with them.
+struct IdMaps {
+    uid: Vec<LinuxIdMapping>,
+    gid: Vec<LinuxIdMapping>,
+    /// Without root, gid_map may only be written once setgroups is denied.
+    deny_setgroups: bool,
+    /// The host uid/gid of the container's root: owner of the layer dirs
+    /// (only when berth runs as root: otherwise they are the caller's already).
+    layer_owner: Option<(u32, u32)>,
+}
+
+/// None without a user namespace. For a new one, the maps must be ones
+/// this caller may write (see `namespaces::check_id_maps`).
+fn user_ns_maps(spec: &Spec, ns: &namespaces::Plan) -> Result<Option<IdMaps>> {
+    if !ns.new_user && ns.join_user.is_none() {
+        return Ok(None);
+    }
+    if ns.join_user.is_some() && !ns.parent_joins.is_empty() {
+        bail!("linux.namespaces: joining a user namespace together with a pid or time namespace by path is not supported");
+    }
+    let linux = spec.linux().as_ref();
+    let uid = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    let euid = nix::unistd::geteuid().as_raw();
+    if ns.new_user {
+        namespaces::check_id_maps(&uid, &gid, euid, nix::unistd::getegid().as_raw())?;
+    }
+    let layer_owner = match (namespaces::host_root(&uid), namespaces::host_root(&gid)) {
+        (Some(u), Some(g)) if euid == 0 => Some((u, g)),
+        _ => None,
+    };
+    Ok(Some(IdMaps {
+        uid,
+        gid,
+        deny_setgroups: euid != 0,
+        layer_owner,
+    }))
 }
 
 /// Undo a partial create: kill and reap the child, then remove everything.
@@ -152,6 +280,8 @@ struct Cleanup {
     dir: PathBuf,
     child: Option<Pid>,
     armed: bool,
+    /// Create-time hooks ran: the runtime-spec continues at poststop.
+    poststop: bool,
 }
 
 impl Drop for Cleanup {
@@ -166,19 +296,21 @@ impl Drop for Cleanup {
         if let Err(e) = destroy(&self.state, &self.dir) {
             logging::warn(&format!("cleanup after failed create: {e:#}"));
         }
+        if self.poststop {
+            hooks::run_poststop(&self.state);
+        }
     }
 }
 
 /// Kill whatever is left of a container and remove its cgroup, layer and
 /// state dir. Used by `delete` and by a failed `create`.
 pub fn destroy(st: &State, dir: &Path) -> Result<()> {
+    // SIGKILL everything first: kill_all also thaws a frozen cgroup, whose
+    // tasks (on v1) would otherwise never act on the signal.
+    st.cgroup.kill_all(libc::SIGKILL)?;
     if st.process_alive() {
         kill_and_wait(st.pid, st.pid_start_time)?;
     }
-    if st.cgroup.is_frozen() {
-        st.cgroup.thaw()?;
-    }
-    st.cgroup.kill_all(libc::SIGKILL)?;
     st.cgroup.destroy()?;
     if let Some(layer) = &st.layer_dir {
         rootfs::remove_layer(layer)?;

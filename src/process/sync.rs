@@ -1,12 +1,20 @@
 //! The one channel between the parent (`berth create`/`run`) and the child
 //! that becomes the container process: a SOCK_SEQPACKET socketpair carrying
-//! small typed messages. An error in the child travels here as text, so the
-//! user sees the same one-line error the parent would have printed.
+//! small typed messages, and (for `Pty`) one fd over `SCM_RIGHTS`. An error
+//! in the child travels here as text, so the user sees the same one-line
+//! error the parent would have printed.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+/// Largest message: the state JSON of `HookState` may carry big annotations.
+const MAX_MSG: usize = 256 * 1024;
 
 /// Messages, in protocol order.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,6 +27,17 @@ pub enum Msg {
     Commit,
     /// child → parent: parent-death signal cleared, you may exit.
     Ack,
+    /// parent → child: the OCI state (JSON) that hooks run by the child read
+    /// on stdin. Sent right after `Go` when the spec has such hooks.
+    HookState(String),
+    /// child → parent: mounts are made, root not yet entered: run the
+    /// runtime-namespace create hooks (prestart, createRuntime) now.
+    Hooks,
+    /// parent → child: those hooks succeeded; go on.
+    HooksDone,
+    /// child → parent: the pty master follows as an `SCM_RIGHTS` fd (see
+    /// [`Channel::recv_fd`]); berth proxies the user's terminal to it.
+    Pty,
     /// child → parent: setup failed. `code` is the exit status `berth` should
     /// use (127: executable not found, 126: not executable, 1: other).
     Error { code: u8, msg: String },
@@ -42,54 +61,108 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
+        self.send_with(msg, None)
+    }
+
+    /// Send `Msg::Pty` with the pty master attached.
+    pub fn send_pty(&self, master: &OwnedFd) -> Result<()> {
+        self.send_with(&Msg::Pty, Some(master.as_raw_fd()))
+    }
+
+    fn send_with(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
         let mut buf = Vec::with_capacity(16);
         match msg {
             Msg::Go => buf.push(b'G'),
             Msg::Ready => buf.push(b'R'),
             Msg::Commit => buf.push(b'C'),
             Msg::Ack => buf.push(b'A'),
+            Msg::HookState(json) => {
+                buf.push(b'S');
+                buf.extend_from_slice(json.as_bytes());
+            }
+            Msg::Hooks => buf.push(b'H'),
+            Msg::HooksDone => buf.push(b'D'),
+            Msg::Pty => buf.push(b'P'),
             Msg::Error { code, msg } => {
                 buf.push(b'E');
                 buf.push(*code);
                 buf.extend_from_slice(msg.as_bytes());
             }
         }
-        send(
-            self.fd.as_fd().as_raw_fd_compat(),
-            &buf,
-            MsgFlags::MSG_NOSIGNAL,
-        )
-        .context("send on the sync channel")?;
-        Ok(())
+        let fds: Vec<RawFd> = fd.into_iter().collect();
+        let cmsg: Vec<ControlMessage> = if fds.is_empty() {
+            Vec::new()
+        } else {
+            vec![ControlMessage::ScmRights(&fds)]
+        };
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &[IoSlice::new(&buf)],
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.context("send on the sync channel").map(drop),
+            }
+        }
     }
 
     /// Receive one message; end of stream (peer died) is an error.
     pub fn recv(&self) -> Result<Msg> {
-        let mut buf = vec![0u8; 8192];
-        let n = loop {
-            match recv(
-                self.fd.as_fd().as_raw_fd_compat(),
-                &mut buf,
-                MsgFlags::empty(),
+        self.recv_fd().map(|(m, _)| m)
+    }
+
+    /// Receive one message and the fd sent with it, if any (CLOEXEC).
+    pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.context("receive on the sync channel")?,
+                Err(e) => return Err(e).context("receive on the sync channel"),
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs().context("control messages on the sync channel")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed this fd in
+                                // our table for us; nothing else owns it.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (r.bytes, fd);
+                }
             }
         };
         if n == 0 {
             bail!("the container process exited during setup");
         }
-        Ok(match buf[0] {
+        let msg = match buf[0] {
             b'G' => Msg::Go,
             b'R' => Msg::Ready,
             b'C' => Msg::Commit,
             b'A' => Msg::Ack,
+            b'S' => Msg::HookState(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+            b'H' => Msg::Hooks,
+            b'D' => Msg::HooksDone,
+            b'P' => Msg::Pty,
             b'E' if n >= 2 => Msg::Error {
                 code: buf[1],
                 msg: String::from_utf8_lossy(&buf[2..n]).into_owned(),
             },
             other => bail!("unexpected message {other:#x} on the sync channel"),
-        })
+        };
+        Ok((msg, fd))
     }
 
     /// Wait for `want`; an `Error` from the peer becomes our error.
@@ -99,17 +172,6 @@ impl Channel {
             Msg::Error { code, msg } => Err(super::ExecError::from_child(code, msg)),
             m => bail!("sync channel: expected {want:?}, got {m:?}"),
         }
-    }
-}
-
-trait RawCompat {
-    fn as_raw_fd_compat(&self) -> i32;
-}
-
-impl RawCompat for std::os::fd::BorrowedFd<'_> {
-    fn as_raw_fd_compat(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.as_raw_fd()
     }
 }
 
@@ -125,6 +187,9 @@ mod tests {
             Msg::Ready,
             Msg::Commit,
             Msg::Ack,
+            Msg::HookState("{\"id\":\"c1\"}".into()),
+            Msg::Hooks,
+            Msg::HooksDone,
             Msg::Error {
                 code: 127,
                 msg: "exec \"nope\": not found".into(),
@@ -135,5 +200,17 @@ mod tests {
         }
         drop(a);
         assert!(b.recv().is_err());
+    }
+
+    #[test]
+    fn pty_message_carries_an_fd() {
+        let (a, b) = pair().expect("pair");
+        let f = std::fs::File::open("/dev/null").expect("open");
+        a.send_pty(&OwnedFd::from(f)).expect("send");
+        let (m, fd) = b.recv_fd().expect("recv");
+        assert_eq!(m, Msg::Pty);
+        let fd = fd.expect("fd attached");
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("link");
+        assert_eq!(link, std::path::Path::new("/dev/null"));
     }
 }

@@ -18,8 +18,20 @@ use nix::sys::stat::{fstatat, FileStat, Mode};
 use super::syscalls::{self, fd_path, SysError};
 use super::ChangeKind;
 
-const OPAQUE: &CStr = c"trusted.overlay.opaque";
-const WHITEOUT: &CStr = c"trusted.overlay.whiteout";
+/// The `trusted.` names, then the `user.` ones an overlay mounted in a user
+/// namespace (`userxattr`) writes instead.
+const OPAQUE: [&CStr; 2] = [c"trusted.overlay.opaque", c"user.overlay.opaque"];
+const WHITEOUT: [&CStr; 2] = [c"trusted.overlay.whiteout", c"user.overlay.whiteout"];
+
+/// The first of `attrs` that is set, as [`xattr_byte`] reads it.
+fn overlay_xattr(dir: &OwnedFd, name: &OsStr, attrs: &[&CStr]) -> Result<Option<u8>> {
+    for attr in attrs {
+        if let Some(b) = xattr_byte(dir, name, attr)? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
 
 fn open_dir(dir: &OwnedFd, name: &OsStr) -> Option<OwnedFd> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
@@ -91,7 +103,7 @@ impl Walk<'_> {
             let whiteout = (is_type(&st, libc::S_IFCHR) && st.st_rdev == 0)
                 || (xwhiteouts
                     && is_type(&st, libc::S_IFREG)
-                    && xattr_byte(up, name, WHITEOUT)?.is_some());
+                    && overlay_xattr(up, name, &WHITEOUT)?.is_some());
             if whiteout {
                 if low.is_some() {
                     self.out.push((ChangeKind::Deleted, path));
@@ -111,7 +123,7 @@ impl Walk<'_> {
             let Some(child_up) = open_dir(up, name) else {
                 continue;
             };
-            let opaque = xattr_byte(up, name, OPAQUE)?;
+            let opaque = overlay_xattr(up, name, &OPAQUE)?;
             // Overlay merges a dir only with a lower dir of the same name.
             let child_low = match (low, &lower_st) {
                 (Some(l), Some(s)) if is_type(s, libc::S_IFDIR) => open_dir(l, name),
@@ -152,7 +164,7 @@ pub fn diff(upper: &Path, lower: &Path) -> Result<Vec<(ChangeKind, PathBuf)>> {
     let root_opaque = {
         let parent = open(upper.parent().unwrap_or(Path::new("/")))?;
         match upper.file_name() {
-            Some(n) => xattr_byte(&parent, n, OPAQUE)?,
+            Some(n) => overlay_xattr(&parent, n, &OPAQUE)?,
             None => None,
         }
     };
@@ -178,7 +190,7 @@ mod tests {
     }
 
     fn set_opaque(p: &Path) {
-        xattr_set(p, OPAQUE, b"y");
+        xattr_set(p, OPAQUE[0], b"y");
     }
 
     fn xattr_set(p: &Path, name: &CStr, v: &[u8]) {
@@ -271,8 +283,8 @@ mod tests {
         set_opaque(&upper.join("f"));
         // Xattr whiteout inside a dir marked opaque=x.
         fs::write(upper.join("d/gone"), "").unwrap();
-        xattr_set(&upper.join("d/gone"), WHITEOUT, b"");
-        xattr_set(&upper.join("d"), OPAQUE, b"x");
+        xattr_set(&upper.join("d/gone"), WHITEOUT[0], b"");
+        xattr_set(&upper.join("d"), OPAQUE[1], b"x");
         let got = render(&diff(&upper, &lower).unwrap());
         assert_eq!(got, ["C /d", "D /d/gone", "C /f", "A /f/inner"]);
     }

@@ -51,6 +51,12 @@ pub fn create_layer(layer_dir: &Path) -> Result<()> {
     overlay::create_layer(layer_dir)
 }
 
+/// Parent side, for a user-namespaced container: the layer dirs belong to
+/// the host uid/gid of the container's root.
+pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    overlay::chown_layer(layer_dir, uid, gid)
+}
+
 /// Remove a layer dir and everything under it; absent is fine.
 pub fn remove_layer(layer_dir: &Path) -> Result<()> {
     overlay::remove_layer(layer_dir)
@@ -64,6 +70,9 @@ pub struct RootfsConfig<'a> {
     pub mode: Mode,
     pub layer_dir: Option<&'a Path>,
     pub no_pivot: bool,
+    /// Runs after the root is built and before it is entered: the
+    /// runtime-spec wants createRuntime/createContainer hooks exactly there.
+    pub before_pivot: &'a dyn Fn() -> Result<()>,
 }
 
 /// What [`setup`] will do, worked out from the spec alone.
@@ -152,6 +161,8 @@ pub fn setup(cfg: &RootfsConfig) -> Result<()> {
         mounts::remount_readonly(&root, Path::new("/"))
             .context("make the container root read-only")?;
     }
+    // Hooks that must see the finished root from the runtime's namespace.
+    (cfg.before_pivot)()?;
     // Enter the root; the host's mounts become unreachable.
     if cfg.no_pivot {
         pivot::enter_with_move(&root)?;

@@ -115,9 +115,22 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
                 },
             }
         };
+        // An rbind of /sys asked read-only is read-only all the way down:
+        // otherwise the host's cgroup mounts below it stay writable
+        // (CVE-2023-25809).
+        if dest == Path::new("/sys") {
+            sys_rbind_readonly(&mut opts);
+        }
         ops.push(MountOp { dest, action, opts });
     }
     Ok(ops)
+}
+
+fn sys_rbind_readonly(opts: &mut MountOptions) {
+    let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    if opts.flags.contains(rbind) && opts.flags.contains(MsFlags::MS_RDONLY) {
+        opts.rec_set |= syscalls::MOUNT_ATTR_RDONLY;
+    }
 }
 
 /// Apply the planned mounts in order: a later mount may sit on an earlier one.
@@ -134,17 +147,41 @@ fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
         Action::Fs { fstype, source } => {
             let target = root.ensure(&op.dest, Kind::Dir, op.lookup())?;
             let flags = op.opts.mount_flags();
-            syscalls::mount(
+            let mounted = syscalls::mount(
                 Some(Path::new(source)),
                 &fd_path(target.as_fd()),
                 Some(fstype),
                 flags,
                 op.opts.data(),
-            )?;
+            );
+            match mounted {
+                // sysfs needs a network namespace owned by our user
+                // namespace; without one, the host's /sys is bound instead.
+                Err(syscalls::SysError(nix::errno::Errno::EPERM))
+                    if fstype == "sysfs" && crate::namespaces::in_user_ns() =>
+                {
+                    crate::logging::debug(&format!(
+                        "{}: not permitted in this user namespace, binding the host's /sys",
+                        op.describe()
+                    ));
+                    return bind_host_sys(root, op);
+                }
+                r => r?,
+            }
             finish_mount(root, op)
         }
         Action::Cgroup => cgroup::mount_cgroup(root, op),
     }
+}
+
+/// The host's /sys, rbound with the sysfs mount's flags, read-only
+/// recursively when asked read-only.
+fn bind_host_sys(root: &Root, op: &MountOp) -> Result<()> {
+    let mut bind = op.clone();
+    bind.opts.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
+    bind.opts.data.clear();
+    sys_rbind_readonly(&mut bind.opts);
+    mount_bind(root, &bind, Path::new("/sys"))
 }
 
 /// Bind a host path: source and target both by fd, the target created as a
@@ -343,6 +380,17 @@ mod tests {
         assert!(err(r#"[{"destination":"/d","options":["bind"]}]"#).contains("needs a source"));
         assert!(err(r#"[{"destination":"/d","source":"x"}]"#).contains("no type"));
         assert!(err(r#"[{"destination":"/..","type":"tmpfs"}]"#).contains("container's root"));
+    }
+
+    #[test]
+    fn readonly_rbind_of_sys_is_readonly_all_the_way_down() {
+        let s = spec(
+            r#"[{"destination":"/sys","type":"none","source":"/sys","options":["rbind","nosuid","noexec","nodev","ro"]},
+                {"destination":"/data","source":"/data","options":["rbind","ro"]}]"#,
+        );
+        let ops = plan_mounts(&s, Path::new("/b")).unwrap();
+        assert_eq!(ops[0].opts.rec_set, syscalls::MOUNT_ATTR_RDONLY);
+        assert_eq!(ops[1].opts.rec_set, 0, "only /sys is made recursive");
     }
 
     #[test]

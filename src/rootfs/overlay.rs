@@ -94,6 +94,27 @@ pub fn create_layer(layer_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Give the layer dir and its `upper`, `work`, `merged` to the host ids of
+/// the container's root, so that root inside a user namespace can mount the
+/// overlay and write the upper dir.
+pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    let (uid, gid) = (
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    );
+    for p in [
+        layer_dir.to_path_buf(),
+        layer_dir.join(UPPER),
+        layer_dir.join(WORK),
+        layer_dir.join(MERGED),
+    ] {
+        nix::unistd::chown(&p, uid, gid)
+            .map_err(syscalls::SysError)
+            .with_context(|| format!("chown layer dir {} to the container's root", p.display()))?;
+    }
+    Ok(())
+}
+
 pub fn remove_layer(layer_dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(layer_dir) {
         Ok(()) => Ok(()),
@@ -151,6 +172,11 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
     let work = layer_dir.join(WORK);
     let merged = layer_dir.join(MERGED);
     let mut data = overlay_data(rootfs, &upper, &work);
+    // In a user namespace overlay may not use trusted.* xattrs (kernel >= 5.11).
+    let userxattr = crate::namespaces::in_user_ns();
+    if userxattr {
+        data.push_str(",userxattr");
+    }
     // Very long paths do not fit in one page: name the dirs by fd instead.
     let _fds;
     if data.len() > MAX_DATA {
@@ -169,6 +195,9 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
             &fd_path(fds[1].as_fd()),
             &fd_path(fds[2].as_fd()),
         );
+        if userxattr {
+            data.push_str(",userxattr");
+        }
         _fds = fds;
     }
     syscalls::mount(

@@ -1,6 +1,9 @@
 //! Privileges of the container process: rlimits, user and groups, the five
 //! capability sets, no_new_privs. Called by the child in a fixed order
 //! (see `process::child`); nothing here may run before the root is entered.
+//! Seccomp, compiled in the parent and loaded last, lives in [`seccomp`].
+
+pub mod seccomp;
 
 use std::collections::HashSet;
 
@@ -85,7 +88,15 @@ pub fn set_user(user: &User) -> Result<()> {
         .iter()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    setgroups(&groups).context("setgroups for process.user.additionalGids")?;
+    // A rootless user namespace denies setgroups(2): the kernel keeps the
+    // caller's groups, and only an empty list can be honoured as asked.
+    if crate::namespaces::setgroups_denied() {
+        if !groups.is_empty() {
+            bail!("process.user.additionalGids: setgroups is denied in this (rootless) user namespace");
+        }
+    } else {
+        setgroups(&groups).context("setgroups for process.user.additionalGids")?;
+    }
     setresgid(gid, gid, gid).with_context(|| format!("setgid {gid}"))?;
     sys::set_keep_caps(true)?;
     setresuid(uid, uid, uid).with_context(|| format!("setuid {uid}"))?;
@@ -103,25 +114,44 @@ fn to_caps(set: &Option<HashSet<oci_spec::runtime::Capability>>) -> Result<CapsH
         .collect()
 }
 
-/// Apply all five capability sets. Bounding first (needs CAP_SETPCAP), then
-/// effective (shrinking it before permitted), permitted, inheritable, and
-/// finally ambient, which must be a subset of permitted and inheritable.
-pub fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
-    let bounding = to_caps(c.bounding()).context("process.capabilities.bounding")?;
-    let effective = to_caps(c.effective()).context("process.capabilities.effective")?;
-    let permitted = to_caps(c.permitted()).context("process.capabilities.permitted")?;
-    let inheritable = to_caps(c.inheritable()).context("process.capabilities.inheritable")?;
-    let ambient = to_caps(c.ambient()).context("process.capabilities.ambient")?;
+/// Shrink the bounding set. This needs CAP_SETPCAP in the effective set, so it
+/// runs before `set_user`, which clears the effective set of a non-root user.
+pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
+    let bounding = match c {
+        Some(c) => to_caps(c.bounding()).context("process.capabilities.bounding")?,
+        None => CapsHashSet::new(),
+    };
     let supported = caps::runtime::thread_all_supported();
     for cap in supported.difference(&bounding) {
         caps::drop(None, CapSet::Bounding, *cap)
             .with_context(|| format!("drop {cap} from the bounding set"))?;
     }
+    Ok(())
+}
+
+/// Apply the other four sets, after `set_user`: effective (shrinking it
+/// before permitted), permitted, inheritable, and finally ambient, which must
+/// be a subset of permitted and inheritable.
+pub fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
+    let effective = to_caps(c.effective()).context("process.capabilities.effective")?;
+    let permitted = to_caps(c.permitted()).context("process.capabilities.permitted")?;
+    let inheritable = to_caps(c.inheritable()).context("process.capabilities.inheritable")?;
+    let ambient = to_caps(c.ambient()).context("process.capabilities.ambient")?;
     caps::set(None, CapSet::Effective, &effective).context("set effective capabilities")?;
     caps::set(None, CapSet::Permitted, &permitted).context("set permitted capabilities")?;
     caps::set(None, CapSet::Inheritable, &inheritable).context("set inheritable capabilities")?;
     caps::clear(None, CapSet::Ambient).context("clear ambient capabilities")?;
+    // The kernel only raises an ambient capability that is both permitted and
+    // inheritable. runc's default spec lists ambient ones without an
+    // inheritable set, and runc skips those silently; so do we (with a debug
+    // line), rather than make the inheritable set bigger than the config says.
     for cap in &ambient {
+        if !(permitted.contains(cap) && inheritable.contains(cap)) {
+            crate::logging::debug(&format!(
+                "skip ambient capability {cap}: not in both the permitted and inheritable sets"
+            ));
+            continue;
+        }
         caps::raise(None, CapSet::Ambient, *cap)
             .with_context(|| format!("raise ambient capability {cap}"))?;
     }

@@ -257,9 +257,10 @@ mod tests {
             err(r#"{"linux": {"namespaces": [{"type": "mount", "path": "/proc/self/ns/mnt"}]}}"#),
             "config.json: linux.namespaces[0]: joining a mount namespace is not supported; the root filesystem is built in a new one"
         );
-        assert_eq!(
-            err(r#"{"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}]}}"#),
-            "config.json: linux.namespaces: user namespaces are not supported yet"
+        ok(
+            r#"{"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}],
+                   "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                   "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}}"#,
         );
         ok(
             r#"{"linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"},

@@ -12,6 +12,7 @@
 mod default;
 mod linux;
 mod raw;
+mod seccomp;
 mod unsupported;
 mod validate;
 

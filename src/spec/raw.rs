@@ -47,6 +47,7 @@ pub fn check(config: &Value) -> Result<()> {
             }
         }
     }
+    super::seccomp::check_raw(config)?;
     // Not yet supported (listed here because oci-spec drops these fields, so
     // the typed table in `unsupported` cannot see them).
     for (i, mount) in array(config.get("mounts")).iter().enumerate() {

@@ -9,7 +9,7 @@
 //! table could see them.
 
 use anyhow::{bail, Result};
-use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 /// A field berth does not support yet: where it is, the message, and whether
 /// a spec sets it.
@@ -20,23 +20,6 @@ struct Unsupported {
 }
 
 const NOT_YET_SUPPORTED: &[Unsupported] = &[
-    Unsupported {
-        field: "linux.seccomp",
-        message: "seccomp is not supported yet",
-        is_set: |s| linux(s, |l| l.seccomp().is_some()),
-    },
-    Unsupported {
-        field: "linux.namespaces",
-        message: "user namespaces are not supported yet",
-        is_set: |s| {
-            linux(s, |l| {
-                l.namespaces()
-                    .iter()
-                    .flatten()
-                    .any(|ns| ns.typ() == LinuxNamespaceType::User)
-            })
-        },
-    },
     Unsupported {
         field: "process.apparmorProfile",
         message: "apparmor profiles are not supported yet",
@@ -70,16 +53,6 @@ const NOT_YET_SUPPORTED: &[Unsupported] = &[
                 l.time_offsets().as_ref().is_some_and(|m| !m.is_empty())
             })
         },
-    },
-    Unsupported {
-        field: "hooks",
-        message: "hooks are not supported yet",
-        is_set: |s| s.hooks().as_ref().is_some_and(has_hooks),
-    },
-    Unsupported {
-        field: "process.terminal",
-        message: "terminals are not supported yet",
-        is_set: |s| process(s, |p| p.terminal().unwrap_or(false)),
     },
     Unsupported {
         field: "process.scheduler",
@@ -118,21 +91,6 @@ fn non_empty(value: &Option<String>) -> bool {
     value.as_ref().is_some_and(|v| !v.is_empty())
 }
 
-fn has_hooks(hooks: &Hooks) -> bool {
-    #[allow(deprecated)] // prestart is deprecated, but a config may still set it
-    let prestart = hooks.prestart();
-    [
-        prestart,
-        hooks.create_runtime(),
-        hooks.create_container(),
-        hooks.start_container(),
-        hooks.poststart(),
-        hooks.poststop(),
-    ]
-    .iter()
-    .any(|list| list.as_ref().is_some_and(|l| !l.is_empty()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,14 +116,6 @@ mod tests {
     fn each_row_refuses() {
         let cases = [
             (
-                r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}"#,
-                "linux.seccomp: seccomp is not supported yet",
-            ),
-            (
-                r#"{"linux": {"namespaces": [{"type": "pid"}, {"type": "user"}]}}"#,
-                "linux.namespaces: user namespaces are not supported yet",
-            ),
-            (
                 r#"{"process": {"cwd": "/", "user": {}, "apparmorProfile": "p"}}"#,
                 "process.apparmorProfile: apparmor profiles are not supported yet",
             ),
@@ -188,18 +138,6 @@ mod tests {
             (
                 r#"{"linux": {"timeOffsets": {"monotonic": "1"}}}"#,
                 "linux.timeOffsets: time namespace offsets are not supported yet",
-            ),
-            (
-                r#"{"hooks": {"prestart": [{"path": "/bin/true"}]}}"#,
-                "hooks: hooks are not supported yet",
-            ),
-            (
-                r#"{"hooks": {"poststop": [{"path": "/bin/true"}]}}"#,
-                "hooks: hooks are not supported yet",
-            ),
-            (
-                r#"{"process": {"cwd": "/", "user": {}, "terminal": true}}"#,
-                "process.terminal: terminals are not supported yet",
             ),
             (
                 r#"{"process": {"cwd": "/", "user": {}, "scheduler": {"policy": "SCHED_OTHER"}}}"#,

@@ -38,6 +38,9 @@ fn check_all(spec: &Spec, bundle: &Path) -> Result<()> {
         .ok_or_else(|| anyhow!("process must be set"))?;
     check_process(process)?;
     linux::check(spec)?;
+    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        crate::security::seccomp::plan(s)?;
+    }
     for (i, mount) in spec.mounts().iter().flatten().enumerate() {
         check_mount(i, mount, bundle)?;
     }
@@ -424,12 +427,13 @@ pub(super) mod tests {
     #[test]
     fn unsupported_fields_are_refused_first() {
         assert_eq!(
-            err(r#"{"process": {"terminal": true, "cwd": "rel"}}"#),
-            "config.json: process.terminal: terminals are not supported yet"
+            err(r#"{"process": {"scheduler": {"policy": "SCHED_OTHER"}, "cwd": "rel"}}"#),
+            "config.json: process.scheduler: scheduler settings are not supported yet"
         );
+        ok(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}"#);
         assert_eq!(
-            err(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}"#),
-            "config.json: linux.seccomp: seccomp is not supported yet"
+            err(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}}}"#),
+            "config.json: linux.seccomp.listenerMetadata is set but listenerPath is not"
         );
     }
 

@@ -99,9 +99,54 @@ impl Env {
         c
     }
 
-    /// Run berth with `args`, capturing output.
+    /// Run berth with `args`, capturing output. Output goes through files,
+    /// not pipes: a created or detached container inherits berth's stdio and
+    /// would keep a pipe open long after berth itself has exited.
     pub fn berth(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("spawn berth")
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.tmp.path().join(format!("out-{n}"));
+        let err_path = self.tmp.path().join(format!("err-{n}"));
+        let out_file = std::fs::File::create(&out_path).expect("stdout file");
+        let err_file = std::fs::File::create(&err_path).expect("stderr file");
+        let status = self
+            .cmd()
+            .args(args)
+            .stdout(out_file)
+            .stderr(err_file)
+            .status()
+            .expect("spawn berth");
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        let out = Output {
+            status,
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+        };
+        let _ = std::fs::remove_file(&out_path);
+        let _ = std::fs::remove_file(&err_path);
+        out
+    }
+
+    /// Run a prepared berth command (extra env, …) with stdout and stderr
+    /// in files, like [`Env::berth`]: a created container keeps its stdio,
+    /// so pipes would never reach EOF.
+    pub fn output_of(&self, cmd: &mut Command) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.tmp.path().join(format!("cmd-out-{n}"));
+        let err_path = self.tmp.path().join(format!("cmd-err-{n}"));
+        let status = cmd
+            .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+            .status()
+            .expect("spawn berth");
+        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+        let out = Output {
+            status,
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+        };
+        let _ = std::fs::remove_file(&out_path);
+        let _ = std::fs::remove_file(&err_path);
+        out
     }
 
     /// Run berth and assert success; returns stdout.
@@ -146,15 +191,21 @@ impl Env {
         self.state(id)["pid"].as_i64().unwrap_or(0) as i32
     }
 
-    /// Wait (bounded) until the container reaches `status`.
+    /// Wait (bounded) until the container exists and reaches `status`.
     pub fn wait_status(&self, id: &str, status: &str) {
-        for _ in 0..200 {
-            if self.status(id) == status {
-                return;
+        let mut last = String::new();
+        for _ in 0..400 {
+            let out = self.berth(&["state", id]);
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("state json");
+                last = v["status"].as_str().unwrap_or("").to_string();
+                if last == status {
+                    return;
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        panic!("container {id} never reached {status}: {}", self.status(id));
+        panic!("container {id} never reached {status}: last {last:?}");
     }
 
     /// Nothing of `id` is left: no state dir, no layer dir, no mount.
@@ -199,4 +250,16 @@ pub fn ns_of(pid: i32, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }

@@ -1,0 +1,282 @@
+//! The plan compiled to BPF with libseccomp (in the parent, once), and the
+//! program handed to the kernel with seccomp(2) (in the child, last).
+//! Compiling to a plain program keeps libseccomp's allocations and its
+//! own syscalls out of the child: there, loading is one system call.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{Arch, LinuxSeccomp};
+
+use super::listener::{self, Listener};
+use super::{plan, Action, Cond, Op, Plan};
+
+/// The kernel's limit on a filter's length (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+/// A compiled filter, ready for seccomp(2), and the connection to the notify
+/// listener when the profile uses `SCMP_ACT_NOTIFY`. Made in the parent
+/// before the clone: the child inherits it, and the parent drops its copy
+/// (closing its end of the listener connection) right after the clone.
+pub struct Filter {
+    program: Vec<libc::sock_filter>,
+    flags: u32,
+    listener: Option<Listener>,
+}
+
+impl Filter {
+    /// Whether [`load`] needs the container state (it sends it to a listener).
+    pub fn needs_state(&self) -> bool {
+        self.listener.is_some()
+    }
+}
+
+/// Parent side, before the clone: compile `linux.seccomp` (if any) and, when
+/// it uses `SCMP_ACT_NOTIFY`, connect to its listener socket. `exec` passes
+/// the container's `linux.seccomp` again: every process in it is filtered.
+pub fn prepare(seccomp: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
+    let Some(s) = seccomp else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let plan = plan(s)?;
+    let program = compile(&plan)?;
+    crate::logging::debug(&format!(
+        "seccomp: {} rules compiled to {} BPF instructions in {:?}",
+        plan.rules.len(),
+        program.len(),
+        started.elapsed()
+    ));
+    let mut flags = plan.flags;
+    let listener = match &plan.listener {
+        Some(l) if plan.uses_notify() => {
+            flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+            if flags & libc::SECCOMP_FILTER_FLAG_TSYNC as u32 != 0 {
+                // TSYNC reports a failed thread by its id, which collides
+                // with the listener fd as return value; ESRCH instead.
+                flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
+            }
+            Some(listener::connect(l)?)
+        }
+        _ => None,
+    };
+    Ok(Some(Filter {
+        program,
+        flags,
+        listener,
+    }))
+}
+
+/// Child side, as the last privileged step: install the filter. With
+/// `noNewPrivileges` it goes right before execve; without it, before the
+/// capabilities are dropped, since loading then needs CAP_SYS_ADMIN.
+/// `state` is the container's OCI state JSON (status, pid...), sent to a
+/// notify listener with the notify fd; it is unused otherwise.
+pub fn load(filter: &Filter, state: &str) -> Result<()> {
+    let len = u16::try_from(filter.program.len()).context("seccomp filter length")?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `len` instructions owned by `filter`, alive
+    // for the call; the kernel copies them and returns a new fd (or 0).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            filter.flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        let hint = if err.raw_os_error() == Some(libc::EACCES) {
+            " (without process.noNewPrivileges, loading needs CAP_SYS_ADMIN)"
+        } else {
+            ""
+        };
+        return Err(err).with_context(|| {
+            format!(
+                "load seccomp filter ({} instructions, flags {:#x}){hint}",
+                filter.program.len(),
+                filter.flags
+            )
+        });
+    }
+    let Some(l) = &filter.listener else {
+        return Ok(());
+    };
+    // SAFETY: with NEW_LISTENER, seccomp(2) returned a new fd that we own.
+    let notify_fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
+    listener::send(l, &notify_fd, state)
+}
+
+/// libseccomp builds the program; it is read back from a memfd, since this
+/// libseccomp (2.5) has no export to memory.
+fn compile(plan: &Plan) -> Result<Vec<libc::sock_filter>> {
+    let mut ctx = ScmpFilterContext::new(scmp_action(plan.default))
+        .context("seccomp: create filter context")?;
+    for arch in &plan.arches {
+        ctx.add_arch(scmp_arch(*arch))
+            .with_context(|| format!("linux.seccomp.architectures: add {arch}"))?;
+    }
+    for rule in &plan.rules {
+        // libseccomp refuses a rule that repeats the default action.
+        if rule.action == plan.default {
+            continue;
+        }
+        let Ok(nr) = ScmpSyscall::from_name(&rule.name) else {
+            crate::logging::debug(&format!(
+                "seccomp: skip unknown syscall {:?}",
+                rule.name
+            ));
+            continue;
+        };
+        let conds: Vec<ScmpArgCompare> = rule.conds.iter().map(scmp_cond).collect();
+        ctx.add_rule_conditional(scmp_action(rule.action), nr, &conds)
+            .with_context(|| {
+                format!(
+                    "linux.seccomp: add rule {:?} for syscall {:?} with {} conditions",
+                    rule.action,
+                    rule.name,
+                    conds.len()
+                )
+            })?;
+    }
+    let mut file = memfd("berth-seccomp")?;
+    ctx.export_bpf(&file).context("seccomp: export the BPF program")?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .context("seccomp: read the BPF program back")?;
+    let program = decode(&bytes)?;
+    if program.len() > MAX_INSNS {
+        bail!(
+            "linux.seccomp: the filter has {} BPF instructions, more than the kernel's {MAX_INSNS}",
+            program.len()
+        );
+    }
+    Ok(program)
+}
+
+/// `struct sock_filter` is 8 bytes: code u16, jt u8, jf u8, k u32 (native order).
+fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>> {
+    if bytes.len() % 8 != 0 || bytes.is_empty() {
+        bail!(
+            "seccomp: exported BPF program has {} bytes, not a whole number of instructions",
+            bytes.len()
+        );
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
+fn memfd(name: &str) -> Result<std::fs::File> {
+    let cname = std::ffi::CString::new(name).context("memfd name")?;
+    // SAFETY: memfd_create reads a NUL-terminated name and returns a new fd.
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("memfd_create for the seccomp program");
+    }
+    // SAFETY: the fd was just returned to us and nobody else owns it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    debug_assert!(file.as_raw_fd() >= 0);
+    Ok(file)
+}
+
+fn scmp_action(a: Action) -> ScmpAction {
+    match a {
+        Action::KillThread => ScmpAction::KillThread,
+        Action::KillProcess => ScmpAction::KillProcess,
+        Action::Trap => ScmpAction::Trap,
+        Action::Errno(e) => ScmpAction::Errno(e as i32),
+        Action::Trace(t) => ScmpAction::Trace(t),
+        Action::Log => ScmpAction::Log,
+        Action::Allow => ScmpAction::Allow,
+        Action::Notify => ScmpAction::Notify,
+    }
+}
+
+fn scmp_cond(c: &Cond) -> ScmpArgCompare {
+    let op = match c.op {
+        Op::Ne => ScmpCompareOp::NotEqual,
+        Op::Lt => ScmpCompareOp::Less,
+        Op::Le => ScmpCompareOp::LessOrEqual,
+        Op::Eq => ScmpCompareOp::Equal,
+        Op::Ge => ScmpCompareOp::GreaterEqual,
+        Op::Gt => ScmpCompareOp::Greater,
+        Op::MaskedEq { mask } => ScmpCompareOp::MaskedEqual(mask),
+    };
+    ScmpArgCompare::new(c.index, op, c.value)
+}
+
+fn scmp_arch(a: Arch) -> ScmpArch {
+    match a {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(seccomp: &str) -> LinuxSeccomp {
+        serde_json::from_str(seccomp).expect("test seccomp")
+    }
+
+    #[test]
+    fn compiles_a_small_profile_to_bpf() {
+        let f = prepare(Some(&spec(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [{"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO"},
+                             {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                              "args": [{"index": 0, "value": 255, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+        )))
+        .expect("compile")
+        .expect("a filter");
+        let n = f.program.len();
+        assert!(n > 4 && n < 200, "{n} instructions");
+        assert!(!f.needs_state());
+        assert_eq!(f.flags, 0);
+    }
+
+    #[test]
+    fn no_seccomp_no_filter() {
+        assert!(prepare(None).expect("prepare").is_none());
+    }
+
+    #[test]
+    fn decode_checks_length() {
+        assert!(decode(&[0; 12]).is_err());
+        let p = decode(&[6, 0, 1, 2, 0, 0, 0xff, 0x7f]).expect("one insn");
+        assert_eq!((p[0].code, p[0].jt, p[0].jf), (6, 1, 2));
+        assert_eq!(p[0].k, 0x7fff_0000);
+    }
+}
