@@ -39,6 +39,9 @@ pub struct ChildContext<'a> {
     pub console: Option<&'a ConsoleTarget>,
     /// The parent's lock on the state dir: the child must not hold it.
     pub lock: &'a crate::state::Lock,
+    /// The cgroup to join by ourselves (cheaper than the parent's
+    /// cgroup.procs write); None when the parent places us (user namespaces).
+    pub join_cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Whether the parent sends `HookState`: the child runs createContainer
@@ -92,6 +95,12 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // our uid_map. Until `Go` we run nothing of the container's.
     if !ctx.ns.new_user {
         sys::set_dumpable(false)?;
+    }
+    // Into our cgroups before anything else runs: writing `0` to the v1
+    // `tasks` files moves just this thread, sparing the kernel's global
+    // threadgroup lock that the parent's cgroup.procs write would take.
+    if let Some(cgroup) = ctx.join_cgroup {
+        cgroup.join_self()?;
     }
     // Wait until the parent has put us in our cgroups (and written our id maps).
     ctx.chan.expect(Msg::Go)?;

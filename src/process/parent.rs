@@ -148,7 +148,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let cgroup_fd = cgroup.open_v2_dir()?;
     namespaces::prepare_parent(&ns)?;
 
-    // 4. Clone the child: it becomes the container process.
+    // 4. Clone the child: it becomes the container process. Without a user
+    // namespace it moves itself into its cgroups; with one, it may not.
+    let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
     let cloned = match &ns.join_user {
         Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
         None => sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))?,
@@ -168,6 +170,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             chan: child_chan,
             console: opts.console.as_ref(),
             lock: &lock,
+            join_cgroup: child_joins_cgroup.then_some(&cgroup),
         });
     };
     cleanup.child = Some(pid);
@@ -175,7 +178,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     drop(fifo);
 
     // 5. Place it, let it build its root, record it, release it.
-    cgroup.add_process(pid.as_raw())?;
+    if !child_joins_cgroup {
+        cgroup.add_process(pid.as_raw())?;
+    }
     // A new user namespace gets its maps before the child does anything in it.
     if let Some(m) = id_maps.as_ref().filter(|_| ns.new_user) {
         namespaces::write_id_maps(pid, &m.uid, &m.gid, m.deny_setgroups)?;
@@ -209,6 +214,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
         }
     }
+    // It is in every hierarchy now (this only checks, unless it could not
+    // join one by itself).
+    cgroup.add_process(pid.as_raw())?;
     st.pid = pid.as_raw();
     st.pid_start_time =
         state::process_start_time(st.pid).context("the container process exited during setup")?;
