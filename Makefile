@@ -16,7 +16,9 @@ BIN          := target/release/berth
 
 # Debian packages the build, the bundles and the tests need.  Other targets
 # (test-vm, test-clients) add their own lists below and call $(call apt_install,...).
-DEPS         := busybox-static
+# libseccomp-dev: the libseccomp crate links libseccomp (libseccomp.a for
+# the static test-vm build).
+DEPS         := busybox-static libseccomp-dev
 
 # Host busybox (busybox-static) that becomes the bundle's only binary.
 HOST_BUSYBOX := /bin/busybox
@@ -29,7 +31,7 @@ all: build
 
 # ---------------------------------------------------------------- build
 
-build:
+build: deps
 	$(CARGO) build --release
 	@echo "built $(BIN)"
 
@@ -122,7 +124,7 @@ lint:
 
 # Unit tests and the integration tests in tests/*.rs (which run the real
 # binary as root, found through CARGO_BIN_EXE_berth).
-test: lint deps build bundles test-vm test-clients
+test: deps lint build bundles test-vm test-clients
 	$(CARGO) test --release
 
 # ---------------------------------------------------------------- more tests
@@ -140,11 +142,14 @@ VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file
 VM_TARGET    := x86_64-unknown-linux-gnu
 VM_BIN       := target/$(VM_TARGET)/release/berth
 VM_TESTS     ?=
+# A static berth links libseccomp statically (libseccomp-sys reads these).
+VM_SECCOMP   := LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu
 
 .PHONY: test-vm
 test-vm: bundles
 	$(call apt_install,$(VM_DEPS))
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(VM_TARGET)
+	$(call apt_install,$(DEPS))
+	RUSTFLAGS='-C target-feature=+crt-static' $(VM_SECCOMP) $(CARGO) build --release --target $(VM_TARGET)
 	BERTH_STATIC=$(VM_BIN) tests/vm/run.sh $(VM_TESTS)
 
 # test-clients: real orchestrators drive berth (issue 6): podman 4.3.1 + conmon
@@ -166,6 +171,30 @@ test-clients: build bundles
 	RUNTIME=$(CLIENTS_RUNTIME) tests/clients/run.py $(CLIENTS_CASES) || rc=1; \
 	RUNTIME=$(CLIENTS_CONTROL) tests/clients/run.py $(CLIENTS_CASES) || rc=1; \
 	exit $$rc
+
+# ---------------------------------------------------------------- bench
+
+# bench: berth against runc and crun (issue 7); NOT part of `make test`.
+# tests/bench/bench.py runs every runtime in one run, interleaved, warm-up
+# first: run /bin/true (and the floor, `unshare -mpfiun chroot`), lifecycle
+# steps, exec, scale (100 running, list with 100/1000, create+delete at
+# N=10/100/1000), peak RSS and binary size, run with a Docker-sized seccomp
+# profile.  It prints a table of medians and ratios and rewrites README.md
+# between <!-- bench:start --> and <!-- bench:end -->; raw numbers go to
+# $(BENCH_OUT)/results.json.  Takes 10-20 minutes.  A smoke run:
+# `make bench BENCH_ARGS=--quick`.  crun runs (as berth's "ns" rows do) in a
+# private mount namespace with /sys/fs/cgroup re-mounted as pure cgroup2.
+BENCH_DEPS   := hyperfine runc crun time python3 binutils
+BENCH_BIN    := $(or $(CARGO_TARGET_DIR),target)/release/berth
+BENCH_OUT    := $(or $(CARGO_TARGET_DIR),target)/bench
+BENCH_ARGS   ?=
+
+.PHONY: bench
+bench: bundles
+	$(call apt_install,$(BENCH_DEPS))
+	$(CARGO) build --release
+	python3 tests/bench/bench.py --berth $(BENCH_BIN) --rootfs $(ROOTFS) \
+	  --readme README.md --out $(BENCH_OUT) $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- install
 

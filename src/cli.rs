@@ -241,6 +241,9 @@ pub struct RunArgs {
     /// Keep the container's state after it exits (foreground only)
     #[arg(long)]
     pub keep: bool,
+    /// Accepted for runc compatibility: berth never makes itself a subreaper
+    #[arg(long, hide = true)]
+    pub no_subreaper: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -381,8 +384,8 @@ pub struct UpdateArgs {
     /// Kernel TCP memory limit (refused: removed from the kernel)
     #[arg(long)]
     pub kernel_memory_tcp: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(long)]
+    /// CPU shares (relative weight); runc spells it --cpu-share
+    #[arg(long, visible_alias = "cpu-share")]
     pub cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds (-1 unlimited)
     #[arg(long, allow_hyphen_values = true)]
@@ -408,6 +411,12 @@ pub struct UpdateArgs {
     /// Block IO weight (10-1000)
     #[arg(long)]
     pub blkio_weight: Option<u16>,
+    /// Intel RDT/CAT L3 cache schema (accepted; refused if set, no Intel RDT support)
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema (accepted; refused if set, no Intel RDT support)
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
     /// Container id
     pub id: String,
 }

@@ -21,6 +21,14 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_resolved();
+    // create/run: the caller's fds beyond stdio and the ones to pass on
+    // (--preserve-fds, LISTEN_FDS) are not ours to keep, and the child, a
+    // clone of this process, would hold them until start. Close them before
+    // berth opens anything of its own (runc's init never sees them).
+    if let cli::Command::Create(a) | cli::Command::Run(cli::RunArgs { create: a, .. }) = &cli.command {
+        let keep = a.preserve_fds.max(notify::listen_fds().unwrap_or(0));
+        sys::close_fds_from(3 + keep);
+    }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     match commands::dispatch(&cli) {
         Ok(code) => ExitCode::from(code),

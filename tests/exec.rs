@@ -9,7 +9,13 @@ fn running(env: &Env, name: &str) -> String {
     let id = env.id(name);
     let bundle = env.bundle.to_string_lossy().into_owned();
     env.ok(&[
-        "run", "-d", "-b", &bundle, &id, "sh", "-c",
+        "run",
+        "-d",
+        "-b",
+        &bundle,
+        &id,
+        "sh",
+        "-c",
         "echo inside > /tmp/marker; exec sleep 1000",
     ]);
     id
@@ -21,15 +27,25 @@ fn exec_joins_every_namespace_and_sees_the_files() {
     let id = running(&env, "ex");
     let pid = env.pid(&id);
     let out = env.berth(&[
-        "exec", &id, "sh", "-c",
+        "exec",
+        &id,
+        "sh",
+        "-c",
         "cat /tmp/marker; for n in pid mnt net uts ipc cgroup; do readlink /proc/self/ns/$n; done",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("inside"));
-    for (ns, line) in ["pid", "mnt", "net", "uts", "ipc", "cgroup"].iter().zip(lines) {
-        assert_eq!(line, ns_of(pid, ns), "{ns} namespace differs from the container's");
+    for (ns, line) in ["pid", "mnt", "net", "uts", "ipc", "cgroup"]
+        .iter()
+        .zip(lines)
+    {
+        assert_eq!(
+            line,
+            ns_of(pid, ns),
+            "{ns} namespace differs from the container's"
+        );
     }
     // Inside the pid namespace: the container's process is pid 1.
     let out = env.ok(&["exec", &id, "cat", "/proc/1/cmdline"]);
@@ -41,7 +57,16 @@ fn exec_user_env_cwd_and_exit_code() {
     let env = Env::new();
     let id = running(&env, "exu");
     let out = env.berth(&[
-        "exec", "-u", "65534:65534", "-e", "FOO=bar", "--cwd", "/tmp", &id, "sh", "-c",
+        "exec",
+        "-u",
+        "65534:65534",
+        "-e",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        &id,
+        "sh",
+        "-c",
         "id -u; id -g; echo $FOO; pwd; grep CapEff /proc/self/status; exit 7",
     ]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));

@@ -119,7 +119,10 @@ fn diff_reports_added_changed_deleted_and_opaque() {
     let lower_sbin = std::fs::read_dir(common::busybox_rootfs().join("sbin")).expect("sbin");
     for e in lower_sbin.flatten() {
         let want = format!("D /sbin/{}", e.file_name().to_string_lossy());
-        assert!(lines.contains(&want.as_str()), "opaque dir: {want} missing:\n{diff}");
+        assert!(
+            lines.contains(&want.as_str()),
+            "opaque dir: {want} missing:\n{diff}"
+        );
     }
     assert!(!lines.iter().any(|l| l.ends_with("/bin/busybox")), "{diff}");
     let mut sorted = lines.clone();

@@ -82,7 +82,10 @@ fn twenty_parallel_runs() {
                 s.spawn(move || env.run(id, &["sh", "-c", "echo $(hostname)"]))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
     });
     for (id, out) in ids.iter().zip(outs) {
         assert!(out.status.success(), "{id}: {}", stderr(&out));

@@ -41,5 +41,8 @@ pub fn delete_container(root: &Path, id: &str, force: bool) -> Result<()> {
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<StateError>(), Some(StateError::NotFound(_)))
+    matches!(
+        e.downcast_ref::<StateError>(),
+        Some(StateError::NotFound(_))
+    )
 }

@@ -19,9 +19,8 @@ pub fn run(root: &Path, args: &EventsArgs) -> Result<u8> {
         bail!("container {} is not running", args.id);
     }
     let mut out = std::io::stdout().lock();
-    let event = |kind: &str, data: serde_json::Value| {
-        json!({ "type": kind, "id": st.id, "data": data })
-    };
+    let event =
+        |kind: &str, data: serde_json::Value| json!({ "type": kind, "id": st.id, "data": data });
     if args.stats {
         writeln!(out, "{}", event("stats", st.cgroup.stats()?))?;
         return Ok(0);
@@ -53,7 +52,9 @@ fn parse_duration(s: &str) -> Result<Duration> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
         .unwrap_or((s, "s"));
-    let n: f64 = num.parse().with_context(|| format!("invalid --interval {s:?}"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid --interval {s:?}"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,

@@ -22,10 +22,7 @@ pub fn run(root: &Path, args: &ListArgs) -> Result<u8> {
     }
     match args.format {
         ListFormat::Json => {
-            let all: Vec<_> = containers
-                .iter()
-                .map(|(st, s)| st.to_oci(*s))
-                .collect();
+            let all: Vec<_> = containers.iter().map(|(st, s)| st.to_oci(*s)).collect();
             writeln!(out, "{}", serde_json::to_string(&all)?)?;
         }
         ListFormat::Table => {

@@ -46,7 +46,10 @@ pub fn run(root: &Path, args: &PsArgs) -> Result<u8> {
     let wanted: HashSet<i32> = pids.into_iter().collect();
     writeln!(out, "{header}")?;
     for line in lines {
-        let pid = line.split_whitespace().nth(col).and_then(|p| p.parse().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse().ok());
         if pid.is_some_and(|p| wanted.contains(&p)) {
             writeln!(out, "{line}")?;
         }

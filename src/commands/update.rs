@@ -44,6 +44,9 @@ fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
     if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
         bail!("--kernel-memory and --kernel-memory-tcp are not supported: kernel memory limits were removed from Linux");
     }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        bail!("--l3-cache-schema and --mem-bw-schema are not supported: berth has no Intel RDT support");
+    }
     let mut memory = Map::new();
     for (key, value) in [
         ("limit", &a.memory),
@@ -51,7 +54,10 @@ fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
         ("reservation", &a.memory_reservation),
     ] {
         if let Some(v) = value {
-            memory.insert(key.into(), json!(parse_bytes(v).with_context(|| format!("--memory value {v:?}"))?));
+            memory.insert(
+                key.into(),
+                json!(parse_bytes(v).with_context(|| format!("--memory value {v:?}"))?),
+            );
         }
     }
     let mut cpu = Map::new();
@@ -101,7 +107,10 @@ fn parse_bytes(s: &str) -> Result<i64> {
         Some('t') => (&lower[..lower.len() - 1], 1 << 40),
         _ => (lower, 1),
     };
-    let n: i64 = num.trim().parse().with_context(|| format!("invalid size {s:?}"))?;
+    let n: i64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid size {s:?}"))?;
     n.checked_mul(mult)
         .filter(|v| *v >= 0)
         .with_context(|| format!("invalid size {s:?}"))

@@ -123,6 +123,9 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     };
     // Join namespaces by path; new cgroup namespace rooted at our cgroup.
     namespaces::enter_child(ctx.ns)?;
+    // Sysctls: before rootfs::setup makes /proc/sys read-only. /proc/sys/net
+    // and the ipc/uts keys resolve to the writer's namespaces, entered above.
+    write_sysctls(ctx.spec)?;
     // Build the root (overlay or bind, mounts, /dev) and pivot into it.
     rootfs::setup(&rootfs::RootfsConfig {
         spec: ctx.spec,
@@ -142,8 +145,6 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     }
     // Hostname and domainname belong to the container's uts namespace.
     set_names(ctx.spec)?;
-    // Sysctls are written through the container's own /proc.
-    write_sysctls(ctx.spec)?;
     // A new network namespace starts with lo down; runc brings it up.
     if ctx.ns.new_net {
         sys::loopback_up()?;
