@@ -246,3 +246,57 @@ fn list_table_json_and_quiet() {
     let quiet = env.ok(&["list", "-q"]);
     assert_eq!(quiet.lines().collect::<Vec<_>>(), [a.as_str(), b.as_str()]);
 }
+
+#[test]
+fn signals_to_foreground_run_reach_the_container_and_no_zombies_remain() {
+    let env = Env::new();
+    let id = env.id("sigs");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    // The shell is pid 1: a signal reaches it only through a trap, which is
+    // what we want to see. An orphan (the double-forked sleep) is left for
+    // pid 1 to inherit.
+    let script = "for s in WINCH HUP USR1 TERM; do trap \"echo got-$s\" $s; done; \
+                  (sleep 1000 &); echo ready; \
+                  while [ ! -e /tmp/stop ]; do sleep 0.05; done";
+    let mut child = env
+        .cmd()
+        .args(["run", "-b", &bundle, &id, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    env.wait_status(&id, "running");
+    let pid = env.pid(&id);
+    std::thread::sleep(Duration::from_millis(300));
+    for sig in [libc::SIGWINCH, libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM] {
+        // SAFETY: plain kill(2) of our own child, the `berth run` process.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::fs::write(format!("/proc/{pid}/root/tmp/stop"), "").expect("stop file");
+    let berth_pid = child.id() as i32;
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    for s in ["WINCH", "HUP", "USR1", "TERM"] {
+        assert!(
+            text.contains(&format!("got-{s}")),
+            "SIG{s} did not arrive: {text}"
+        );
+    }
+    // No process of the container is left, zombie or not, and berth left no
+    // zombie child behind.
+    for p in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(p.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ppid: i32 = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+        assert!(ppid != berth_pid && ppid != pid, "left behind: {stat}");
+    }
+    env.assert_gone(&id);
+}

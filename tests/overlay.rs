@@ -180,3 +180,25 @@ fn bind_annotation_writes_to_the_bundle() {
         stderr(&out)
     );
 }
+
+#[test]
+fn tmpfs_with_tmpcopyup_starts_with_the_hidden_files() {
+    let env = Env::with_config(|c| {
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        mounts.push(serde_json::json!({
+            "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+            "options": ["tmpcopyup", "mode=755"]
+        }));
+    });
+    let id = env.id("copyup");
+    let out = env.run(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "grep -c ' /etc .* - tmpfs ' /proc/self/mountinfo; cat /etc/hostname",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\nberth\n");
+}

@@ -10,6 +10,7 @@
 //! `RESOLVE_IN_ROOT`); write into the bundle's rootfs in overlay mode.
 
 mod cgroup;
+mod copyup;
 mod dev;
 mod diff;
 mod masked;

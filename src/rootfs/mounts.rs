@@ -14,6 +14,7 @@ use nix::sys::statvfs::FsFlags;
 use oci_spec::runtime::Spec;
 
 use super::cgroup;
+use super::copyup;
 use super::options::{parse_options, MountOptions};
 use super::paths::{clean, Kind, Lookup, Root};
 use super::syscalls::{self, fd_path};
@@ -89,6 +90,8 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
                 here()
             );
         }
+        check_proc_destination(&dest, typ, opts.is_bind())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", here()))?;
         let action = if opts.is_bind() || typ == "bind" {
             opts.flags |= MsFlags::MS_BIND;
             let Some(source) = m.source() else {
@@ -133,6 +136,38 @@ fn sys_rbind_readonly(opts: &mut MountOptions) {
     }
 }
 
+/// Files inside `/proc` that lxcfs-style tools may bind over (runc's list);
+/// no other mount may target a path inside `/proc`.
+const PROC_FILES_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Only procfs goes on `/proc`, and nothing goes inside it but the
+/// lxcfs-style files: a tmpfs or bind on /proc, or on /proc/self/attr or
+/// /proc/sys/kernel/core_pattern, would let the container fake or reach
+/// kernel interfaces (CVE-2019-16884, CVE-2019-19921).
+fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<()> {
+    if dest == Path::new("/proc") {
+        if typ != "proc" || bind {
+            bail!("only procfs may be mounted on /proc");
+        }
+        return Ok(());
+    }
+    if dest.starts_with("/proc") && !PROC_FILES_ALLOWED.iter().any(|p| dest == Path::new(p)) {
+        bail!("no mount may target a path inside /proc");
+    }
+    Ok(())
+}
+
 /// Apply the planned mounts in order: a later mount may sit on an earlier one.
 pub fn apply_mounts(root: &Root, ops: &[MountOp]) -> Result<()> {
     for op in ops {
@@ -167,6 +202,11 @@ fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
                     return bind_host_sys(root, op);
                 }
                 r => r?,
+            }
+            if op.opts.tmpcopyup && fstype == "tmpfs" {
+                // `target` still names the directory under the new mount.
+                let fresh = root.ensure(&op.dest, Kind::Dir, op.lookup())?;
+                copyup::copy_tree(&fd_path(target.as_fd()), &fd_path(fresh.as_fd()))?;
             }
             finish_mount(root, op)
         }
@@ -380,6 +420,33 @@ mod tests {
         assert!(err(r#"[{"destination":"/d","options":["bind"]}]"#).contains("needs a source"));
         assert!(err(r#"[{"destination":"/d","source":"x"}]"#).contains("no type"));
         assert!(err(r#"[{"destination":"/..","type":"tmpfs"}]"#).contains("container's root"));
+    }
+
+    #[test]
+    fn proc_takes_only_procfs_and_lxcfs_files() {
+        let err = |m: &str| format!("{:#}", plan_mounts(&spec(m), Path::new("/b")).unwrap_err());
+        assert_eq!(
+            err(r#"[{"destination":"/proc","type":"tmpfs","source":"tmpfs"}]"#),
+            "mounts[0] on /proc: only procfs may be mounted on /proc"
+        );
+        assert_eq!(
+            err(r#"[{"destination":"/proc","type":"bind","source":"/x"}]"#),
+            "mounts[0] on /proc: only procfs may be mounted on /proc"
+        );
+        assert_eq!(
+            err(r#"[{"destination":"/proc/sys/kernel/core_pattern","type":"bind","source":"/x"}]"#),
+            "mounts[0] on /proc/sys/kernel/core_pattern: no mount may target a path inside /proc"
+        );
+        assert!(
+            err(r#"[{"destination":"/proc/./self/../self/attr","type":"tmpfs"}]"#)
+                .contains("inside /proc")
+        );
+        let ok = spec(
+            r#"[{"destination":"/proc","type":"proc","source":"proc"},
+                {"destination":"/proc/meminfo","type":"bind","source":"/var/lib/lxcfs/proc/meminfo","options":["bind"]},
+                {"destination":"/procfoo","type":"tmpfs"}]"#,
+        );
+        assert_eq!(plan_mounts(&ok, Path::new("/b")).expect("allowed").len(), 3);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct MountOptions {
     pub rec_clear: u64,
     /// Everything the VFS does not know, comma-joined, for the filesystem.
     pub data: String,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it hides.
+    pub tmpcopyup: bool,
 }
 
 impl Default for MountOptions {
@@ -51,6 +53,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clear: 0,
             data: String::new(),
+            tmpcopyup: false,
         }
     }
 }
@@ -95,6 +98,7 @@ enum Effect {
     Propagation(MsFlags),
     Recursive { set: u64, clear: u64 },
     Ignore,
+    TmpCopyUp,
 }
 
 fn effect(opt: &str) -> Option<Effect> {
@@ -102,6 +106,7 @@ fn effect(opt: &str) -> Option<Effect> {
     let rec = MsFlags::MS_REC;
     Some(match opt {
         "defaults" | "async" | "nomand" => Ignore,
+        "tmpcopyup" => TmpCopyUp,
         "ro" => Set(MsFlags::MS_RDONLY),
         "rw" => Clear(MsFlags::MS_RDONLY),
         "nosuid" => Set(MsFlags::MS_NOSUID),
@@ -214,6 +219,7 @@ pub fn parse_options<S: AsRef<str>>(opts: &[S]) -> MountOptions {
                 out.rec_clear = (out.rec_clear & !set) | clear;
             }
             Some(Effect::Ignore) => {}
+            Some(Effect::TmpCopyUp) => out.tmpcopyup = true,
             None => {
                 if !out.data.is_empty() {
                     out.data.push(',');
