@@ -101,6 +101,9 @@ pub struct State {
     /// The config's hooks: `start` runs poststart and `delete` poststop.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config's `linux.seccomp`: `exec` filters its process the same way.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}`, checked before any file is made.
@@ -400,6 +403,7 @@ mod tests {
             layer_dir: None,
             process: None,
             hooks: None,
+            seccomp: None,
         };
         st.save(dir.path()).expect("save");
         let back = State::load(dir.path(), "t").expect("load");

@@ -258,7 +258,7 @@ fn signals_to_foreground_run_reach_the_container_and_no_zombies_remain() {
     let script = "for s in WINCH HUP USR1 TERM; do trap \"echo got-$s\" $s; done; \
                   (sleep 1000 &); echo ready; \
                   while [ ! -e /tmp/stop ]; do sleep 0.05; done";
-    let mut child = env
+    let child = env
         .cmd()
         .args(["run", "-b", &bundle, &id, "sh", "-c", script])
         .stdout(std::process::Stdio::piped())

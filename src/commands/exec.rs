@@ -146,16 +146,12 @@ fn add_cap(caps: &mut LinuxCapabilities, cap: Capability) {
         s.insert(cap);
         Some(s)
     };
-    let (b, e, p, i, a) = (
+    // Never inheritable (nor ambient, which needs it): with an inheritable
+    // capability a file with `+ei` capabilities would gain it (CVE-2022-29162).
+    let (b, e, p) = (
         add(caps.bounding()),
         add(caps.effective()),
         add(caps.permitted()),
-        add(caps.inheritable()),
-        add(caps.ambient()),
     );
-    caps.set_bounding(b)
-        .set_effective(e)
-        .set_permitted(p)
-        .set_inheritable(i)
-        .set_ambient(a);
+    caps.set_bounding(b).set_effective(e).set_permitted(p);
 }

@@ -98,7 +98,7 @@ struct Linux {
     namespaces: &'static [&'static str],
     capabilities: &'static [&'static str],
     cgroup: Cgroup,
-    seccomp: Enabled,
+    seccomp: Seccomp,
     apparmor: Enabled,
     selinux: Enabled,
     intel_rdt: Enabled,
@@ -120,6 +120,24 @@ struct Enabled {
     enabled: bool,
 }
 
+/// What the seccomp module compiles (src/security/seccomp).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Seccomp {
+    enabled: bool,
+    actions: &'static [&'static str],
+    operators: &'static [&'static str],
+    archs: &'static [&'static str],
+    known_flags: &'static [&'static str],
+    supported_flags: &'static [&'static str],
+}
+
+const SECCOMP_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+];
+
 #[derive(Serialize)]
 struct MountExtensions {
     idmap: Enabled,
@@ -140,7 +158,38 @@ fn features() -> Features {
             namespaces: NAMESPACES,
             capabilities: CAPABILITIES,
             cgroup: CGROUP,
-            seccomp: Enabled { enabled: false },
+            seccomp: Seccomp {
+                enabled: true,
+                actions: &[
+                    "SCMP_ACT_ALLOW",
+                    "SCMP_ACT_ERRNO",
+                    "SCMP_ACT_KILL",
+                    "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD",
+                    "SCMP_ACT_LOG",
+                    "SCMP_ACT_NOTIFY",
+                    "SCMP_ACT_TRACE",
+                    "SCMP_ACT_TRAP",
+                ],
+                operators: &[
+                    "SCMP_CMP_EQ",
+                    "SCMP_CMP_GE",
+                    "SCMP_CMP_GT",
+                    "SCMP_CMP_LE",
+                    "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ",
+                    "SCMP_CMP_NE",
+                ],
+                archs: &[
+                    "SCMP_ARCH_X86",
+                    "SCMP_ARCH_X86_64",
+                    "SCMP_ARCH_X32",
+                    "SCMP_ARCH_AARCH64",
+                    "SCMP_ARCH_ARM",
+                ],
+                known_flags: SECCOMP_FLAGS,
+                supported_flags: SECCOMP_FLAGS,
+            },
             apparmor: Enabled { enabled: false },
             selinux: Enabled { enabled: false },
             intel_rdt: Enabled { enabled: false },
@@ -186,7 +235,10 @@ mod tests {
         assert_eq!(doc["ociVersionMin"], "1.0.0");
         assert_eq!(doc["ociVersionMax"], crate::state::OCI_VERSION);
         assert_eq!(doc["hooks"], serde_json::json!([]));
-        assert_eq!(doc["linux"]["seccomp"]["enabled"], false);
+        assert_eq!(doc["linux"]["seccomp"]["enabled"], true);
+        assert!(doc["linux"]["seccomp"]["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "SCMP_ACT_NOTIFY")));
         assert_eq!(doc["linux"]["cgroup"]["systemd"], false);
         assert_eq!(doc["annotations"][ANNOTATION_ROOTFS], "overlay|bind");
         let namespaces: Vec<&str> = doc["linux"]["namespaces"]

@@ -39,6 +39,8 @@ pub struct ChildContext<'a> {
     pub console: Option<&'a ConsoleTarget>,
     /// The parent's lock on the state dir: the child must not hold it.
     pub lock: &'a crate::state::Lock,
+    /// The compiled `linux.seccomp`, loaded last.
+    pub seccomp: Option<&'a security::seccomp::Filter>,
     /// The cgroup to join by ourselves (cheaper than the parent's
     /// cgroup.procs write); None when the parent places us (user namespaces).
     pub join_cgroup: Option<&'a crate::cgroups::Cgroup>,
@@ -113,7 +115,7 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
         namespaces::become_root()?;
     }
     let hooks = ctx.spec.hooks().as_ref();
-    let hook_state = if needs_hook_state(hooks) {
+    let hook_state = if needs_hook_state(hooks) || ctx.seccomp.is_some_and(|f| f.needs_state()) {
         match ctx.chan.recv()? {
             Msg::HookState(json) => json,
             m => anyhow::bail!("sync channel: expected HookState, got {m:?}"),
@@ -160,9 +162,14 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // Block until `berth start` writes to the exec fifo.
     wait_for_start(&ctx.fifo)?;
     // From here on errors go to our stderr: nobody waits on the channel.
-    exec_prepared(process, &prepared, ctx.preserve_fds, || {
-        run_start_hooks(hooks, &hook_state)
-    })
+    exec_prepared(
+        process,
+        &prepared,
+        ctx.preserve_fds,
+        ctx.seccomp,
+        &hook_state,
+        || run_start_hooks(hooks, &hook_state),
+    )
 }
 
 /// prestart and createRuntime in the parent (runtime namespace), then
@@ -243,13 +250,25 @@ pub fn exec_prepared(
     process: &Process,
     p: &Prepared,
     preserve_fds: u32,
+    seccomp: Option<&security::seccomp::Filter>,
+    state: &str,
     before_exec: impl FnOnce() -> Result<()>,
 ) -> Result<Infallible> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+    // the process may be about to drop: load it now, as runc does.
+    if let (Some(filter), false) = (seccomp, nnp) {
+        security::seccomp::load(filter, state)?;
+    }
     drop_privileges(process)?;
     before_exec()?;
     reset_signals()?;
     // Everything but stdio and the preserved fds is closed at execve.
     sys::cloexec_fds_from(3 + preserve_fds)?;
+    // Seccomp last: only execve runs under it on berth's side.
+    if let (Some(filter), true) = (seccomp, nnp) {
+        security::seccomp::load(filter, state)?;
+    }
     let Err(err) = execve(&p.exe, &p.argv, &p.envp);
     let name = p.argv.first().map(|a| a.to_string_lossy().into_owned());
     Err(exec_error(&name.unwrap_or_default(), err.into()))
@@ -305,7 +324,17 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
             .create(cwd)
             .with_context(|| format!("create process.cwd {}", cwd.display()))?;
     }
-    chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))
+    chdir(cwd).with_context(|| format!("chdir to process.cwd {}", cwd.display()))?;
+    // A magic link (/proc/self/fd/N) can lead anywhere: the kernel says
+    // "(unreachable)" (or fails) when the cwd is outside our root
+    // (CVE-2024-21626).
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => anyhow::bail!(
+            "process.cwd {} is outside the container's root",
+            cwd.display()
+        ),
+    }
 }
 
 /// `PATH` lookup as a shell does, with the container's own `PATH`.

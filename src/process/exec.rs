@@ -61,6 +61,9 @@ pub fn exec(st: &State, process: &Process, opts: &ExecOptions) -> Result<u8> {
     }
     let (parent_chan, child_chan) = sync::pair()?;
     let cgroup_fd = st.cgroup.open_v2_dir()?;
+    // The container's filter applies to every process in it.
+    let seccomp = crate::security::seccomp::prepare(st.seccomp.as_ref())?;
+    let seccomp_state = seccomp.as_ref().is_some_and(|f| f.needs_state());
     let cloned = if user_ns {
         let join = libc::CLONE_NEWUSER | (flags & libc::CLONE_NEWPID);
         namespaces::clone_entered(
@@ -75,18 +78,28 @@ pub fn exec(st: &State, process: &Process, opts: &ExecOptions) -> Result<u8> {
     };
     let Some(pid) = cloned else {
         drop(parent_chan);
+        drop(cgroup_fd);
         run_child(
             &child_chan,
             &pidfd,
             flags & !libc::CLONE_NEWPID,
             process,
             opts,
+            seccomp.as_ref(),
         );
     };
     drop(child_chan);
+    drop(seccomp);
     let started = (|| {
         st.cgroup.add_process(pid.as_raw())?;
         parent_chan.send(&Msg::Go)?;
+        if seccomp_state {
+            // A notify listener gets the container's state with this process's pid.
+            let mut s = st.clone();
+            s.pid = pid.as_raw();
+            let json = crate::hooks::state_json(&s, crate::state::Status::Running);
+            parent_chan.send(&Msg::HookState(json))?;
+        }
         let mut pty = None;
         loop {
             match parent_chan.recv_fd()? {
@@ -157,8 +170,9 @@ fn run_child(
     flags: i32,
     process: &Process,
     opts: &ExecOptions,
+    seccomp: Option<&crate::security::seccomp::Filter>,
 ) -> ! {
-    let err = match child_steps(chan, pidfd, flags, process, opts) {
+    let err = match child_steps(chan, pidfd, flags, process, opts, seccomp) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -185,12 +199,21 @@ fn child_steps(
     flags: i32,
     process: &Process,
     opts: &ExecOptions,
+    seccomp: Option<&crate::security::seccomp::Filter>,
 ) -> Result<Infallible> {
     // Die with `berth exec` until the process is running.
     sys::set_parent_death_signal(libc::SIGKILL)?;
     // Invisible to ptrace and /proc/<pid>/exe from inside the container.
     sys::set_dumpable(false)?;
     chan.expect(Msg::Go)?;
+    let state = if seccomp.is_some_and(|f| f.needs_state()) {
+        match chan.recv()? {
+            Msg::HookState(json) => json,
+            m => bail!("sync channel: expected HookState, got {m:?}"),
+        }
+    } else {
+        String::new()
+    };
     // Every other namespace at once, so none can change between two joins.
     sys::setns_pidfd(pidfd.as_fd(), flags).context("join the container's namespaces")?;
     // A pty of the container's devpts (now our /dev/pts) as our terminal.
@@ -203,7 +226,14 @@ fn child_steps(
     sys::set_parent_death_signal(0)?;
     chan.send(&Msg::Ready)?;
     // After Ready nobody reads the channel: a failed execve is told on stderr.
-    let Err(err) = exec_prepared(process, &prepared, opts.preserve_fds, || Ok(()));
+    let Err(err) = exec_prepared(
+        process,
+        &prepared,
+        opts.preserve_fds,
+        seccomp,
+        &state,
+        || Ok(()),
+    );
     let code = err.downcast_ref::<ExecError>().map_or(1, |e| e.code);
     eprintln!("berth: {err:#}");
     // SAFETY: _exit skips atexit handlers and stdio buffers of the parent image.

@@ -114,6 +114,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         layer_dir: (mode == rootfs::Mode::Overlay).then(|| opts.layer_root.join(opts.id)),
         process: spec.process().clone(),
         hooks: spec.hooks().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
     let (dir, lock) = state::create_locked(opts.root, opts.id, &st)?;
     let mut cleanup = Cleanup {
@@ -147,6 +148,10 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let (parent_chan, child_chan) = sync::pair()?;
     let cgroup_fd = cgroup.open_v2_dir()?;
     namespaces::prepare_parent(&ns)?;
+    // Compiled here, once; the child only loads it (and inherits the
+    // connection to a notify listener).
+    let seccomp = crate::security::seccomp::prepare(st.seccomp.as_ref())?;
+    let seccomp_state = seccomp.as_ref().is_some_and(|f| f.needs_state());
 
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
@@ -157,6 +162,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     };
     let Some(pid) = cloned else {
         drop(parent_chan);
+        // The cgroup dir is the parent's: never a host fd in the container.
+        drop(cgroup_fd);
         child::run(child::ChildContext {
             spec,
             bundle: opts.bundle,
@@ -170,12 +177,15 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             chan: child_chan,
             console: opts.console.as_ref(),
             lock: &lock,
+            seccomp: seccomp.as_ref(),
             join_cgroup: child_joins_cgroup.then_some(&cgroup),
         });
     };
     cleanup.child = Some(pid);
     drop(child_chan);
     drop(fifo);
+    // Only the child may hold the listener connection: it closes at execve.
+    drop(seccomp);
 
     // 5. Place it, let it build its root, record it, release it.
     if !child_joins_cgroup {
@@ -195,7 +205,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let mut creating = st.clone();
     creating.pid = pid.as_raw();
     let creating_json = hooks::state_json(&creating, Status::Creating);
-    if child::needs_hook_state(hooks) {
+    if child::needs_hook_state(hooks) || seccomp_state {
         parent_chan.send(&Msg::HookState(creating_json.clone()))?;
     }
     let mut pty = None;

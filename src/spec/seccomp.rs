@@ -102,13 +102,17 @@ mod tests {
             "linux.seccomp.defaultAction: unknown seccomp action \"SCMP_ACT_NOPE\""
         );
         assert_eq!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW"},
-                {"names": ["b"], "action": "allow"}]}"#),
+            err(
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["b"], "action": "allow"}]}"#
+            ),
             "linux.seccomp.syscalls[1].action: unknown seccomp action \"allow\""
         );
         assert_eq!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO",
-                "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#),
+            err(
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 1, "op": "SCMP_CMP_LIKE"}]}]}"#
+            ),
             "linux.seccomp.syscalls[0].args[1].op: unknown seccomp operator \"SCMP_CMP_LIKE\""
         );
         assert_eq!(
@@ -120,7 +124,9 @@ mod tests {
             "linux.seccomp.flags[0]: unknown seccomp flag \"SECCOMP_FILTER_FLAG_FAST\""
         );
         assert_eq!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#),
+            err(
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#
+            ),
             "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported yet"
         );
     }

@@ -432,7 +432,9 @@ pub(super) mod tests {
         );
         ok(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}"#);
         assert_eq!(
-            err(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}}}"#),
+            err(
+                r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "m"}}}"#
+            ),
             "config.json: linux.seccomp.listenerMetadata is set but listenerPath is not"
         );
     }

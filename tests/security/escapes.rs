@@ -14,7 +14,10 @@ use crate::{config_with_rootfs, install_probe, private_rootfs, results_mount, wa
 /// A berth command for this env run from `binary` instead of the build's.
 fn berth_from(env: &Env, binary: &Path, args: &[&str]) -> Output {
     let mut c = Command::new(binary);
-    c.arg("--root").arg(&env.root).arg("--layer-root").arg(&env.layer_root);
+    c.arg("--root")
+        .arg(&env.root)
+        .arg("--layer-root")
+        .arg(&env.layer_root);
     c.args(args).stdin(Stdio::null());
     env.output_of(&mut c)
 }
@@ -37,8 +40,13 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     let evil = rootfs.join("evil");
     std::fs::write(&evil, "#!/proc/self/exe\n").expect("write evil");
     std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Control: a dumpable container process whose binary the probe can
+    // overwrite once it exits, proving the technique works here.
+    std::fs::create_dir_all(rootfs.join("opt")).expect("opt");
+    std::fs::copy(rootfs.join("bin/busybox"), rootfs.join("opt/sleep")).expect("control binary");
     let (results, mount) = results_mount(&env);
     config_with_rootfs(&env, &rootfs, |c| {
+        c["annotations"] = json!({"run.berth.rootfs": "bind"});
         c["mounts"].as_array_mut().expect("mounts").push(mount);
         c["process"]["args"] = json!(["/probe", "exe-overwrite", "8", "/results/exe"]);
     });
@@ -50,6 +58,8 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ready = wait_for_text(&results.join("exe"), "READY", 10);
     assert!(ready.contains("READY"), "probe did not start: {ready}");
+    let control = berth_from(&env, &berth, &["exec", "-d", &id, "/opt/sleep", "1"]);
+    assert!(control.status.success(), "{}", stderr(&control));
     // `exec` of the shebang, and a second container whose own entrypoint
     // it is, joining the attacker's pid namespace.
     let pid = env.pid(&id);
@@ -73,9 +83,13 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     let report = wait_for_text(&results.join("exe"), "DONE", 15);
     let after = std::fs::read(&berth).expect("read berth");
     eprintln!("{}", report.lines().last().unwrap_or_default());
-    assert!(before == after, "the berth binary was overwritten from inside the container:\n{report}");
-    assert!(!report.contains("WROTE"), "{report}");
+    assert!(
+        before == after,
+        "the berth binary was overwritten from inside the container:\n{report}"
+    );
     assert!(report.contains("DONE"), "probe never finished: {report}");
+    let ctl = std::fs::read(rootfs.join("opt/sleep")).expect("control binary");
+    assert!(ctl.starts_with(b"PWNED"), "control: the probe could not overwrite a dumpable container binary, so it proves nothing: {report}");
 }
 
 #[test]
@@ -98,11 +112,28 @@ fn cve_2016_9962_ptrace_and_fds_of_the_joining_process() {
     }
     let report = wait_for_text(&results.join("ptrace"), "DONE", 15);
     assert!(report.contains("DONE"), "probe never finished: {report}");
-    eprintln!("{}", report.lines().filter(|l| !l.starts_with("READY")).take(10).collect::<Vec<_>>().join("\n"));
-    assert!(!report.contains("ATTACHED"), "a container process ptraced berth:\n{report}");
-    assert!(!report.contains("LEAK"), "a container process read berth's fds:\n{report}");
+    eprintln!(
+        "{}",
+        report
+            .lines()
+            .filter(|l| !l.starts_with("READY"))
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !report.contains("ATTACHED"),
+        "a container process ptraced berth:\n{report}"
+    );
+    assert!(
+        !report.contains("LEAK"),
+        "a container process read berth's fds:\n{report}"
+    );
     // Otherwise the test proves nothing: the probe must have seen berth.
-    assert!(!report.contains("berth_seen=0 "), "the probe never saw a joining berth process: {report}");
+    assert!(
+        !report.contains("berth_seen=0 "),
+        "the probe never saw a joining berth process: {report}"
+    );
 }
 
 /// `berth` with extra fds leaked by the caller, not close-on-exec: fd 5 on
@@ -131,11 +162,15 @@ fn leaky(env: &Env, args: &[&str]) -> Output {
     env.output_of(&mut c)
 }
 
-/// Outside the root, getcwd(2) says "(unreachable)"; a leaked host dir shows
-/// its marker.
+/// The command prints `pwd` first: outside the root getcwd(2) fails or says
+/// "(unreachable)"; a leaked host dir shows its marker, a cgroup dir its files.
 fn escaped(out: &Output) -> bool {
     let text = stdout(out);
-    text.contains("HOST_MARKER") || text.contains("unreachable") || text.contains("vmlinuz")
+    let pwd = text.lines().next().unwrap_or("");
+    !pwd.starts_with('/')
+        || text.contains("HOST_MARKER")
+        || text.contains("vmlinuz")
+        || text.contains("cgroup.procs")
 }
 
 #[test]
@@ -147,12 +182,27 @@ fn cve_2024_21626_process_cwd_proc_self_fd() {
         let cwd = format!("/proc/self/fd/{n}");
         env.write_config(|c| c["process"]["cwd"] = cwd.clone().into());
         let id = env.id(&format!("cwd{n}"));
-        let out = leaky(&env, &["run", "-b", &bundle, &id, "sh", "-c", "pwd; ls -a"]);
+        let out = leaky(
+            &env,
+            &[
+                "run",
+                "-b",
+                &bundle,
+                &id,
+                "sh",
+                "-c",
+                "pwd || echo no-cwd; ls -a",
+            ],
+        );
         if out.status.success() && escaped(&out) {
             failures.push(format!("cwd {cwd}: {}", stdout(&out).replace('\n', " ")));
         }
     }
-    assert!(failures.is_empty(), "process.cwd escaped the root:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "process.cwd escaped the root:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -164,12 +214,27 @@ fn cve_2024_21626_exec_cwd_proc_self_fd() {
     let mut failures = Vec::new();
     for n in 3..64 {
         let cwd = format!("/proc/self/fd/{n}");
-        let out = leaky(&env, &["exec", "--cwd", &cwd, &id, "sh", "-c", "pwd; ls -a"]);
+        let out = leaky(
+            &env,
+            &[
+                "exec",
+                "--cwd",
+                &cwd,
+                &id,
+                "sh",
+                "-c",
+                "pwd || echo no-cwd; ls -a",
+            ],
+        );
         if out.status.success() && escaped(&out) {
             failures.push(format!("--cwd {cwd}: {}", stdout(&out).replace('\n', " ")));
         }
     }
-    assert!(failures.is_empty(), "exec --cwd escaped the root:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "exec --cwd escaped the root:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Targets allowed among the fds of a created (not yet started) container
@@ -189,7 +254,9 @@ fn cve_2024_21626_leaked_fds_never_reach_the_container() {
     let env = Env::new();
     let rootfs = private_rootfs(&env);
     install_probe(&rootfs);
-    config_with_rootfs(&env, &rootfs, |c| c["process"]["args"] = json!(["/probe", "fds"]));
+    config_with_rootfs(&env, &rootfs, |c| {
+        c["process"]["args"] = json!(["/probe", "fds"])
+    });
     let id = env.id("fds");
     let bundle = env.bundle.to_string_lossy().into_owned();
     let out = leaky(&env, &["create", "-b", &bundle, &id]);
@@ -201,20 +268,33 @@ fn cve_2024_21626_leaked_fds_never_reach_the_container() {
         let target = std::fs::read_link(e.path()).map(|t| t.to_string_lossy().into_owned());
         let target = target.unwrap_or_default();
         if !allowed_fd(&target, &env) {
-            bad.push(format!("fd {} -> {target}", e.file_name().to_string_lossy()));
+            bad.push(format!(
+                "fd {} -> {target}",
+                e.file_name().to_string_lossy()
+            ));
         }
     }
-    assert!(bad.is_empty(), "created container holds host fds:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "created container holds host fds:\n{}",
+        bad.join("\n")
+    );
     // After start, the program itself holds stdio only.
     let started = env.berth(&["start", &id]);
     assert!(started.status.success(), "{}", stderr(&started));
     let env_run = Env::new();
-    config_with_rootfs(&env_run, &rootfs, |c| c["process"]["args"] = json!(["/probe", "fds"]));
+    config_with_rootfs(&env_run, &rootfs, |c| {
+        c["process"]["args"] = json!(["/probe", "fds"])
+    });
     let id2 = env_run.id("fdsrun");
     let bundle2 = env_run.bundle.to_string_lossy().into_owned();
     let out = leaky(&env_run, &["run", "-b", &bundle2, &id2]);
     assert!(out.status.success(), "{}", stderr(&out));
     let fds: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     assert_eq!(fds.len(), 3, "only stdio may survive execve: {fds:?}");
-    assert!(fds.iter().all(|l| l.starts_with("fd 0 ") || l.starts_with("fd 1 ") || l.starts_with("fd 2 ")), "{fds:?}");
+    assert!(
+        fds.iter()
+            .all(|l| l.starts_with("fd 0 ") || l.starts_with("fd 1 ") || l.starts_with("fd 2 ")),
+        "{fds:?}"
+    );
 }

@@ -24,6 +24,18 @@ fn host_mounts_set() -> BTreeSet<String> {
     host_mount_points().into_iter().collect()
 }
 
+/// New host mount points that could be ours: under one of `dirs`, or ending
+/// in one of the spec's destinations. (Other tests on the machine may mount
+/// things meanwhile; those are none of these.)
+fn ours<'a>(new: impl Iterator<Item = &'a String>, dirs: &[&Path], dests: &[&str]) -> Vec<String> {
+    new.filter(|m| {
+        dirs.iter().any(|d| Path::new(m.as_str()).starts_with(d))
+            || dests.iter().any(|d| m.ends_with(d))
+    })
+    .cloned()
+    .collect()
+}
+
 #[test]
 fn cve_2015_1335_cve_2019_18837_symlinked_mount_destination() {
     let env = Env::new();
@@ -34,7 +46,10 @@ fn cve_2015_1335_cve_2019_18837_symlinked_mount_destination() {
     std::fs::write(&src, "from the bundle").expect("bind source");
     let probe_dirs = ["/etc/berth-x", "/etc/berth-y", "/etc/berth-z"];
     for d in probe_dirs {
-        assert!(!Path::new(d).exists(), "{d} exists on the host before the test");
+        assert!(
+            !Path::new(d).exists(),
+            "{d} exists on the host before the test"
+        );
     }
     config_with_rootfs(&env, &rootfs, |c| {
         c["annotations"] = json!({"run.berth.rootfs": "bind"});
@@ -50,11 +65,26 @@ fn cve_2015_1335_cve_2019_18837_symlinked_mount_destination() {
     let during = host_mounts_set();
     if out.status.success() {
         // The mounts went inside: /etc is "/" of the container.
-        let inside = env.berth(&["exec", &id, "sh", "-c", "grep -c berth- /proc/self/mountinfo; cat /berth-y"]);
-        assert!(stdout(&inside).contains("from the bundle"), "{}{}", stdout(&inside), stderr(&inside));
+        let inside = env.berth(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep -c berth- /proc/self/mountinfo; cat /berth-y",
+        ]);
+        assert!(
+            stdout(&inside).contains("from the bundle"),
+            "{}{}",
+            stdout(&inside),
+            stderr(&inside)
+        );
         env.ok(&["delete", "--force", &id]);
     }
-    let new: Vec<_> = during.difference(&before).collect();
+    let new = ours(
+        during.difference(&before),
+        &[Path::new("/etc"), env.tmp.path()],
+        &["/berth-x", "/berth-y", "/berth-z/deep"],
+    );
     assert!(new.is_empty(), "mounts appeared on the host: {new:?}");
     for d in probe_dirs {
         assert!(!Path::new(d).exists(), "{d} was created on the host");
@@ -69,7 +99,13 @@ fn exchange(a: &Path, b: &Path) {
     );
     // SAFETY: renameat2 reads two NUL-terminated paths we own.
     unsafe {
-        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
     };
 }
 
@@ -113,26 +149,37 @@ fn cve_2021_30465_cve_2024_45310_mount_destination_race() {
                 .into_iter()
                 .filter(|m| m.starts_with(&outside_s))
                 .collect();
-            assert!(leaked.is_empty(), "create {i}: mounts outside the root: {leaked:?}");
+            assert!(
+                leaked.is_empty(),
+                "create {i}: mounts outside the root: {leaked:?}"
+            );
         }
         let _ = env.berth(&["delete", "--force", &id]);
         let entries: Vec<_> = std::fs::read_dir(&outside)
             .expect("read outside")
             .map(|e| e.map(|e| e.file_name()))
             .collect();
-        assert!(entries.is_empty(), "create {i}: files made outside the root: {entries:?}");
+        assert!(
+            entries.is_empty(),
+            "create {i}: files made outside the root: {entries:?}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     racer.join().expect("racer");
     let after = host_mounts_set();
-    let new: Vec<_> = after.difference(&before).collect();
+    let new = ours(
+        after.difference(&before),
+        &[&outside, env.tmp.path()],
+        &["/racer/dir", "/racer/file", "/racer/sub/deep"],
+    );
     assert!(new.is_empty(), "mounts left on the host: {new:?}");
     eprintln!("race: {created} of 100 creates succeeded");
 }
 
 #[test]
 fn cve_2019_16884_cve_2019_19921_fake_proc_is_refused() {
-    let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").expect("core_pattern");
+    let core_pattern =
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").expect("core_pattern");
     // rootfs/proc as a symlink: to the host's root and to a host dir.
     for target in ["/", "/tmp"] {
         let env = Env::new();
@@ -176,19 +223,28 @@ fn cve_2023_27561_fake_sys_is_refused() {
     let rootfs = private_rootfs(&env);
     std::fs::remove_dir(rootfs.join("sys")).expect("rm sys");
     symlink("/", rootfs.join("sys")).expect("sys symlink");
-    config_with_rootfs(&env, &rootfs, |c| c["annotations"] = json!({"run.berth.rootfs": "bind"}));
+    config_with_rootfs(&env, &rootfs, |c| {
+        c["annotations"] = json!({"run.berth.rootfs": "bind"})
+    });
     let id = env.id("syslink");
     let out = env.run(&id, &["true"]);
     assert!(!out.status.success(), "sys -> / was accepted");
 }
 
+/// Puts something hostile at a path.
+type Plant<'a> = &'a dyn Fn(&Path);
+
 #[test]
 fn cve_2025_31133_fake_dev_null_never_masks_with_something_else() {
     let host_file = std::env::temp_dir().join(format!("berth-devnull-{}", std::process::id()));
     std::fs::write(&host_file, "host data").expect("host file");
-    let variants: [(&str, &dyn Fn(&Path)); 3] = [
-        ("symlink", &|p: &Path| symlink(&host_file, p).expect("symlink")),
-        ("regular file", &|p: &Path| std::fs::write(p, "").expect("file")),
+    let variants: [(&str, Plant); 3] = [
+        ("symlink", &|p: &Path| {
+            symlink(&host_file, p).expect("symlink")
+        }),
+        ("regular file", &|p: &Path| {
+            std::fs::write(p, "").expect("file")
+        }),
         ("1:5 node", &|p: &Path| {
             let c = CString::new(p.as_os_str().as_encoded_bytes()).expect("path");
             // SAFETY: mknod reads a NUL-terminated path we own.
@@ -227,13 +283,24 @@ fn cve_2025_31133_fake_dev_null_never_masks_with_something_else() {
     }
     // A spec device that claims /dev/null but is 1:5: refused or never used.
     let env = Env::with_config(|c| {
-        c["linux"]["devices"] = json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
-        c["linux"]["maskedPaths"].as_array_mut().expect("masked").push("/proc/sysrq-trigger".into());
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5, "fileMode": 438}]);
+        c["linux"]["maskedPaths"]
+            .as_array_mut()
+            .expect("masked")
+            .push("/proc/sysrq-trigger".into());
     });
     let id = env.id("devnull15");
     let out = env.run(&id, &["stat", "-c", "%t:%T", "/proc/sysrq-trigger"]);
-    assert!(!out.status.success() || stdout(&out).trim() == "1:3", "{}", stdout(&out));
-    assert_eq!(std::fs::read_to_string(&host_file).expect("host file"), "host data");
+    assert!(
+        !out.status.success() || stdout(&out).trim() == "1:3",
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&host_file).expect("host file"),
+        "host data"
+    );
     let _ = std::fs::remove_file(&host_file);
 }
 
@@ -257,16 +324,30 @@ fn cve_2015_3627_cve_2025_52565_dev_console_symlink() {
     let sock_s = sock.to_string_lossy().into_owned();
     let acceptor = std::thread::spawn(move || listener.accept().map(|(c, _)| c));
     let out = env.berth(&[
-        "create", "--console-socket", &sock_s, "-b", &bundle, &id, "sh", "-c",
+        "create",
+        "--console-socket",
+        &sock_s,
+        "-b",
+        &bundle,
+        &id,
+        "sh",
+        "-c",
         "stat -L -c '%F %t' /dev/console > /results/console; echo pwned > /dev/console",
     ]);
     if out.status.success() {
         let _conn = acceptor.join().expect("acceptor");
         env.ok(&["start", &id]);
         let text = crate::wait_for_text(&results.join("console"), "\n", 10);
-        assert_eq!(text.trim(), "character special file 88", "/dev/console is not a pty: {text}");
+        assert_eq!(
+            text.trim(),
+            "character special file 88",
+            "/dev/console is not a pty: {text}"
+        );
     } else {
         drop(acceptor);
     }
-    assert_eq!(std::fs::read_to_string(&host_file).expect("host file"), "host data");
+    assert_eq!(
+        std::fs::read_to_string(&host_file).expect("host file"),
+        "host data"
+    );
 }

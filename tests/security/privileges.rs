@@ -3,7 +3,6 @@
 //! (CVE-2016-3697), default-deny devices, and path-like ids (CVE-2015-1331).
 
 use std::ffi::CString;
-use std::os::unix::fs::MetadataExt;
 
 use serde_json::json;
 
@@ -34,8 +33,21 @@ fn set_file_caps_ei(path: &std::path::Path, cap: u32) {
     let p = CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
     let name = CString::new("security.capability").expect("name");
     // SAFETY: setxattr reads the path, name and `data.len()` bytes we own.
-    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), data.as_ptr().cast(), data.len(), 0) };
-    assert_eq!(rc, 0, "setxattr security.capability: {}", std::io::Error::last_os_error());
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            data.as_ptr().cast(),
+            data.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr security.capability: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]
@@ -55,15 +67,39 @@ fn cve_2022_29162_cve_2016_8867_exec_cap_and_file_caps() {
     let bundle = env.bundle.to_string_lossy().into_owned();
     env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
     let out = env.berth(&[
-        "exec", "--user", "1000:1000", "--cap", "CAP_NET_ADMIN", &id, "cat", "/proc/self/status",
+        "exec",
+        "--user",
+        "1000:1000",
+        "--cap",
+        "CAP_NET_ADMIN",
+        &id,
+        "cat",
+        "/proc/self/status",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status = stdout(&out);
-    assert_eq!(cap_line(&status, "CapInh:"), NO_CAPS, "exec --cap filled the inheritable set");
-    assert_eq!(cap_line(&status, "CapAmb:"), NO_CAPS, "exec --cap raised an ambient capability");
+    assert_eq!(
+        cap_line(&status, "CapInh:"),
+        NO_CAPS,
+        "exec --cap filled the inheritable set"
+    );
+    assert_eq!(
+        cap_line(&status, "CapAmb:"),
+        NO_CAPS,
+        "exec --cap raised an ambient capability"
+    );
     // An empty inheritable set means file caps +ei grant nothing.
     for user in ["1000:1000", "0:0"] {
-        let out = env.berth(&["exec", "--user", user, "--cap", "CAP_NET_ADMIN", &id, "/opt/cat", "/proc/self/status"]);
+        let out = env.berth(&[
+            "exec",
+            "--user",
+            user,
+            "--cap",
+            "CAP_NET_ADMIN",
+            &id,
+            "/opt/cat",
+            "/proc/self/status",
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let status = stdout(&out);
         let eff = u64::from_str_radix(&cap_line(&status, "CapEff:"), 16).unwrap_or(u64::MAX);
@@ -98,15 +134,32 @@ fn cve_2016_3697_numeric_user_is_a_uid_not_a_name() {
     assert_eq!(stdout(&out), "1000\n", "{}", stderr(&out));
 }
 
-/// The host's root filesystem device: a real block device to aim at.
-fn host_block_device() -> (u64, u64) {
-    let dev = std::fs::metadata("/").expect("stat /").dev();
-    (libc::major(dev) as u64, libc::minor(dev) as u64)
+/// A block device this host lets root open through a fresh node (some
+/// sandboxes deny even root some disks): the target, and the control.
+fn openable_block_device(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let mut devs: Vec<String> = std::fs::read_dir("/sys/dev/block")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    devs.sort();
+    devs.into_iter().find_map(|d| {
+        let (ma, mi) = d.split_once(':')?;
+        let (ma, mi): (u32, u32) = (ma.parse().ok()?, mi.parse().ok()?);
+        let node = dir.join(format!("blk-{ma}-{mi}"));
+        let c = CString::new(node.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: mknod reads a NUL-terminated path we own.
+        let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(ma, mi)) };
+        let ok = rc == 0 && std::fs::File::open(&node).is_ok();
+        let _ = std::fs::remove_file(&node);
+        ok.then_some((ma as u64, mi as u64))
+    })
 }
 
 #[test]
 fn devices_are_denied_by_default_without_a_deny_all_rule() {
-    let (major, minor) = host_block_device();
+    let probe_dir = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
+    let (major, minor) = openable_block_device(probe_dir.path())
+        .expect("no block device root may open on this host");
     let script = format!(
         "mknod /dev/hostdisk b {major} {minor} && head -c 512 /dev/hostdisk > /dev/null && echo OPENED"
     );
@@ -125,8 +178,15 @@ fn devices_are_denied_by_default_without_a_deny_all_rule() {
         });
         let id = env.id("devdeny");
         let out = env.run(&id, &["sh", "-c", &script]);
-        assert!(!stdout(&out).contains("OPENED"), "devices {devices}: opened the host disk {major}:{minor}");
-        assert!(stderr(&out).contains("Operation not permitted"), "devices {devices}: {}", stderr(&out));
+        assert!(
+            !stdout(&out).contains("OPENED"),
+            "devices {devices}: opened the host disk {major}:{minor}"
+        );
+        assert!(
+            stderr(&out).contains("Operation not permitted"),
+            "devices {devices}: {}",
+            stderr(&out)
+        );
     }
     // Control: allowed explicitly, the same open works (so the test can fail).
     let env = Env::with_config(|c| {
@@ -138,7 +198,11 @@ fn devices_are_denied_by_default_without_a_deny_all_rule() {
     });
     let id = env.id("devallow");
     let out = env.run(&id, &["sh", "-c", &script]);
-    assert!(stdout(&out).contains("OPENED"), "control failed: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("OPENED"),
+        "control failed: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -149,14 +213,33 @@ fn cve_2015_1331_path_like_ids_are_refused_before_any_file_is_made() {
         .expect("tmp")
         .map(|e| e.map(|e| e.file_name()).expect("entry"))
         .collect();
-    for id in ["../x", "a/b", ".", "..", "../../../tmp/evil", "/abs", "x/..", ""] {
-        for cmd in [vec!["create", "-b", &bundle, id], vec!["run", "-b", &bundle, id, "true"]] {
+    for id in [
+        "../x",
+        "a/b",
+        ".",
+        "..",
+        "../../../tmp/evil",
+        "/abs",
+        "x/..",
+        "",
+    ] {
+        for cmd in [
+            vec!["create", "-b", &bundle, id],
+            vec!["run", "-b", &bundle, id, "true"],
+        ] {
             let out = env.berth(&cmd);
             assert!(!out.status.success(), "{cmd:?} was accepted");
             assert!(stderr(&out).contains("id"), "{cmd:?}: {}", stderr(&out));
         }
-        for other in [vec!["state", id], vec!["delete", "--force", id], vec!["kill", id, "KILL"]] {
-            assert!(!env.berth(&other).status.success(), "{other:?} was accepted");
+        for other in [
+            vec!["state", id],
+            vec!["delete", "--force", id],
+            vec!["kill", id, "KILL"],
+        ] {
+            assert!(
+                !env.berth(&other).status.success(),
+                "{other:?} was accepted"
+            );
         }
     }
     let after: Vec<_> = std::fs::read_dir(env.tmp.path())

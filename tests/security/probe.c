@@ -109,7 +109,8 @@ static void watch(int pid) {
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
-            if (e->d_name[0] == '.') continue;
+            /* stdio is the caller's to give; anything else is berth's. */
+            if (e->d_name[0] == '.' || atoi(e->d_name) < 3) continue;
             snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
             ssize_t n = readlink(link, target, sizeof target - 1);
             if (n > 0) {

@@ -31,13 +31,24 @@ fn seccomp_errno_for_mkdir_and_everything_else_works() {
         let id = env.id("scmp");
         let out = env.run(
             &id,
-            &["sh", "-c", "mkdir /x; echo mkdir=$?; touch /y && ls /y && grep Seccomp: /proc/self/status"],
+            &[
+                "sh",
+                "-c",
+                "mkdir /x; echo mkdir=$?; touch /y && ls /y && grep Seccomp: /proc/self/status",
+            ],
         );
         assert!(out.status.success(), "nnp={nnp}: {}", stderr(&out));
         let text = stdout(&out);
         assert!(text.contains("mkdir=1"), "nnp={nnp}: {text}");
-        assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
-        assert!(text.contains("/y") && text.contains("Seccomp:\t2"), "nnp={nnp}: {text}");
+        assert!(
+            stderr(&out).contains("Operation not permitted"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            text.contains("/y") && text.contains("Seccomp:\t2"),
+            "nnp={nnp}: {text}"
+        );
     }
 }
 
@@ -51,7 +62,11 @@ fn seccomp_errno_ret_is_the_configured_errno() {
     let id = env.id("scmpret");
     let out = env.run(&id, &["mkdir", "/x"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -65,7 +80,12 @@ fn seccomp_kill_process_ends_with_sigsys() {
     let id = env.id("scmpkill");
     let out = env.run(&id, &["mkdir", "/x"]);
     // `run` exits 128 + the signal that ended the process.
-    assert_eq!(out.status.code(), Some(128 + libc::SIGSYS), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGSYS),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -75,14 +95,22 @@ fn seccomp_applies_to_exec_too() {
     let bundle = env.bundle.to_string_lossy().into_owned();
     env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "1000"]);
     let out = env.berth(&["exec", &id, "sh", "-c", "mkdir /z; echo mkdir=$?"]);
-    assert!(stdout(&out).contains("mkdir=1"), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("mkdir=1"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[test]
 fn seccomp_docker_sized_profile_allows_a_shell_and_denies_unshare() {
     let profile: Value = serde_json::from_slice(
-        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/security/fixtures/default-seccomp.json"))
-            .expect("fixture"),
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/security/fixtures/default-seccomp.json"),
+        )
+        .expect("fixture"),
     )
     .expect("profile json");
     let env = Env::with_config(|c| c["linux"]["seccomp"] = profile);
@@ -91,11 +119,23 @@ fn seccomp_docker_sized_profile_allows_a_shell_and_denies_unshare() {
     let log_s = log.to_string_lossy().into_owned();
     let bundle = env.bundle.to_string_lossy().into_owned();
     let out = env.berth(&[
-        "--debug", "--log", &log_s, "run", "-b", &bundle, &id, "sh", "-c",
+        "--debug",
+        "--log",
+        &log_s,
+        "run",
+        "-b",
+        &bundle,
+        &id,
+        "sh",
+        "-c",
         "mkdir /a && echo made; unshare -m true; echo unshare=$?",
     ]);
     let text = stdout(&out);
-    assert!(text.contains("made") && text.contains("unshare=1"), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("made") && text.contains("unshare=1"),
+        "{text}{}",
+        stderr(&out)
+    );
     // The compile time, for the record (`cargo test -- --nocapture`).
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     if let Some(line) = logged.lines().find(|l| l.contains("BPF instructions")) {
@@ -106,7 +146,10 @@ fn seccomp_docker_sized_profile_allows_a_shell_and_denies_unshare() {
 #[test]
 fn seccomp_unknown_action_and_bad_profiles_are_refused_at_create() {
     let cases = [
-        (json!({"defaultAction": "SCMP_ACT_FOO"}), "linux.seccomp.defaultAction: unknown seccomp action \"SCMP_ACT_FOO\""),
+        (
+            json!({"defaultAction": "SCMP_ACT_FOO"}),
+            "linux.seccomp.defaultAction: unknown seccomp action \"SCMP_ACT_FOO\"",
+        ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO",
                    "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES"}]}]}),
@@ -123,7 +166,10 @@ fn seccomp_unknown_action_and_bad_profiles_are_refused_at_create() {
         let out = env.run(&id, &["true"]);
         assert!(!out.status.success());
         assert!(stderr(&out).contains(want), "{profile}: {}", stderr(&out));
-        assert!(!env.root.join(&id).exists(), "state left behind for a refused config");
+        assert!(
+            !env.root.join(&id).exists(),
+            "state left behind for a refused config"
+        );
     }
 }
 
@@ -133,8 +179,13 @@ fn receive_state(listener: &UnixListener) -> (Value, OwnedFd) {
     let mut buf = vec![0u8; 16384];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-        .expect("recvmsg");
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
     let mut fds = Vec::new();
     for c in msg.cmsgs().expect("cmsgs") {
         if let ControlMessageOwned::ScmRights(f) = c {
@@ -170,7 +221,8 @@ fn seccomp_notify_listener_receives_the_fd() {
     let id = env.id("scmpnotify");
     let agent = std::thread::spawn(move || {
         let (state, fd) = receive_state(&listener);
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd link");
+        let link =
+            std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd link");
         // Answer the container's mkdir with EXDEV: proof that the fd works.
         let req = ScmpNotifReq::receive(fd.as_raw_fd()).expect("notification");
         ScmpNotifResp::new_error(req.id, -libc::EXDEV, ScmpNotifRespFlags::empty())
@@ -182,7 +234,11 @@ fn seccomp_notify_listener_receives_the_fd() {
     let (state, link) = agent.join().expect("agent thread");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("mkdir=1"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("Invalid cross-device link"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid cross-device link"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(link, "anon_inode:seccomp notify");
     assert_eq!(state["fds"], json!(["seccompFd"]));
     assert_eq!(state["metadata"], "berth-test");

@@ -7,7 +7,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use oci_spec::runtime::{Arch, LinuxSeccomp};
 
 use super::listener::{self, Listener};
@@ -128,10 +130,7 @@ fn compile(plan: &Plan) -> Result<Vec<libc::sock_filter>> {
             continue;
         }
         let Ok(nr) = ScmpSyscall::from_name(&rule.name) else {
-            crate::logging::debug(&format!(
-                "seccomp: skip unknown syscall {:?}",
-                rule.name
-            ));
+            crate::logging::debug(&format!("seccomp: skip unknown syscall {:?}", rule.name));
             continue;
         };
         let conds: Vec<ScmpArgCompare> = rule.conds.iter().map(scmp_cond).collect();
@@ -146,7 +145,8 @@ fn compile(plan: &Plan) -> Result<Vec<libc::sock_filter>> {
             })?;
     }
     let mut file = memfd("berth-seccomp")?;
-    ctx.export_bpf(&file).context("seccomp: export the BPF program")?;
+    ctx.export_bpf(&file)
+        .context("seccomp: export the BPF program")?;
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
@@ -185,7 +185,8 @@ fn memfd(name: &str) -> Result<std::fs::File> {
     // SAFETY: memfd_create reads a NUL-terminated name and returns a new fd.
     let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create for the seccomp program");
+        return Err(std::io::Error::last_os_error())
+            .context("memfd_create for the seccomp program");
     }
     // SAFETY: the fd was just returned to us and nobody else owns it.
     let file = unsafe { std::fs::File::from_raw_fd(fd) };

@@ -13,8 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use nix::sys::socket::{
-    sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
-    UnixAddr,
+    sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use serde_json::{json, Value};
 
@@ -53,7 +52,8 @@ pub fn connect(spec: &ListenerSpec) -> Result<Listener> {
 /// The container process state the spec defines: the runtime's state of
 /// the container plus the process's own pid and the fd names.
 pub fn process_state(state: &str, metadata: Option<&str>) -> Result<Value> {
-    let state: Value = serde_json::from_str(state).context("container state for the seccomp listener")?;
+    let state: Value =
+        serde_json::from_str(state).context("container state for the seccomp listener")?;
     let mut msg = json!({
         "ociVersion": state.get("ociVersion").cloned().unwrap_or_else(|| "1.0.2".into()),
         "fds": ["seccompFd"],
