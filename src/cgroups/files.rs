@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -231,5 +231,23 @@ mod tests {
         assert_eq!(kv[0], ("usage_usec".into(), 10));
         assert_eq!(kv[2], ("max".into(), u64::MAX));
         assert_eq!(kv.len(), 3);
+    }
+}
+
+/// Retry `step` with a backoff from 0.1 ms up to 10 ms until it reports done
+/// (true) or `timeout` has passed (false). The freezers use it: the kernel
+/// freezes tasks asynchronously.
+pub fn wait_until(timeout: Duration, mut step: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let start = Instant::now();
+    let mut delay = Duration::from_micros(100);
+    loop {
+        if step()? {
+            return Ok(true);
+        }
+        if start.elapsed() > timeout {
+            return Ok(false);
+        }
+        sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(10));
     }
 }

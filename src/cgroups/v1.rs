@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxNetwork};
 
-use super::files::{read_file, write_file};
+use super::files::{read_file, wait_until, write_file};
 use super::resources::{Ctl, DeviceRule, Write};
 
 pub fn plan_memory(m: &LinuxMemory) -> Result<Vec<Write>> {
@@ -258,25 +257,20 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Freeze via freezer.state, waiting (bounded) for FREEZING to become FROZEN.
 pub fn freeze(dir: &Path) -> Result<()> {
-    let start = Instant::now();
-    let mut delay = Duration::from_micros(100);
-    loop {
+    let frozen = wait_until(FREEZE_TIMEOUT, || {
         // Re-writing FROZEN nudges tasks that were forking when we began.
         write_file(dir, "freezer.state", "FROZEN")?;
-        if read_file(dir, "freezer.state")?.trim() == "FROZEN" {
-            return Ok(());
-        }
-        if start.elapsed() > FREEZE_TIMEOUT {
-            let _ = write_file(dir, "freezer.state", "THAWED");
-            bail!(
-                "freeze {}: still FREEZING after {:?}; thawed again",
-                dir.display(),
-                FREEZE_TIMEOUT
-            );
-        }
-        sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(10));
+        Ok(read_file(dir, "freezer.state")?.trim() == "FROZEN")
+    })?;
+    if !frozen {
+        let _ = write_file(dir, "freezer.state", "THAWED");
+        bail!(
+            "freeze {}: still FREEZING after {:?}; thawed again",
+            dir.display(),
+            FREEZE_TIMEOUT
+        );
     }
+    Ok(())
 }
 
 pub fn thaw(dir: &Path) -> Result<()> {

@@ -5,13 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
-use super::files::{read_file, write_file};
+use super::files::{read_file, wait_until, write_file};
 use super::resources::{Ctl, Write};
 use super::v1::check_page_size;
 
@@ -268,24 +267,19 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Freeze via cgroup.freeze and wait (bounded) for cgroup.events to say so.
 pub fn freeze(dir: &Path) -> Result<()> {
     write_file(dir, "cgroup.freeze", "1")?;
-    let start = Instant::now();
-    let mut delay = Duration::from_micros(100);
-    loop {
+    let frozen = wait_until(FREEZE_TIMEOUT, || {
         let events = read_file(dir, "cgroup.events")?;
-        if events.lines().any(|l| l.trim() == "frozen 1") {
-            return Ok(());
-        }
-        if start.elapsed() > FREEZE_TIMEOUT {
-            let _ = write_file(dir, "cgroup.freeze", "0");
-            bail!(
-                "freeze {}: not frozen after {:?}; thawed again",
-                dir.display(),
-                FREEZE_TIMEOUT
-            );
-        }
-        sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(10));
+        Ok(events.lines().any(|l| l.trim() == "frozen 1"))
+    })?;
+    if !frozen {
+        let _ = write_file(dir, "cgroup.freeze", "0");
+        bail!(
+            "freeze {}: not frozen after {:?}; thawed again",
+            dir.display(),
+            FREEZE_TIMEOUT
+        );
     }
+    Ok(())
 }
 
 pub fn thaw(dir: &Path) -> Result<()> {
