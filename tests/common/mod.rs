@@ -103,27 +103,7 @@ impl Env {
     /// not pipes: a created or detached container inherits berth's stdio and
     /// would keep a pipe open long after berth itself has exited.
     pub fn berth(&self, args: &[&str]) -> Output {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let out_path = self.tmp.path().join(format!("out-{n}"));
-        let err_path = self.tmp.path().join(format!("err-{n}"));
-        let out_file = std::fs::File::create(&out_path).expect("stdout file");
-        let err_file = std::fs::File::create(&err_path).expect("stderr file");
-        let status = self
-            .cmd()
-            .args(args)
-            .stdout(out_file)
-            .stderr(err_file)
-            .status()
-            .expect("spawn berth");
-        let read = |p: &Path| std::fs::read(p).unwrap_or_default();
-        let out = Output {
-            status,
-            stdout: read(&out_path),
-            stderr: read(&err_path),
-        };
-        let _ = std::fs::remove_file(&out_path);
-        let _ = std::fs::remove_file(&err_path);
-        out
+        self.output_of(self.cmd().args(args))
     }
 
     /// Run a prepared berth command (extra env, …) with stdout and stderr
@@ -131,8 +111,8 @@ impl Env {
     /// so pipes would never reach EOF.
     pub fn output_of(&self, cmd: &mut Command) -> Output {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let out_path = self.tmp.path().join(format!("cmd-out-{n}"));
-        let err_path = self.tmp.path().join(format!("cmd-err-{n}"));
+        let out_path = self.tmp.path().join(format!("out-{n}"));
+        let err_path = self.tmp.path().join(format!("err-{n}"));
         let status = cmd
             .stdout(std::fs::File::create(&out_path).expect("stdout file"))
             .stderr(std::fs::File::create(&err_path).expect("stderr file"))
