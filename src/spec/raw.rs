@@ -64,7 +64,7 @@ fn parses_as<T: DeserializeOwned>(name: &str) -> bool {
     serde_json::from_value::<T>(Value::String(name.to_string())).is_ok()
 }
 
-fn array(value: Option<&Value>) -> &[Value] {
+pub(super) fn array(value: Option<&Value>) -> &[Value] {
     match value {
         Some(Value::Array(items)) => items,
         _ => &[],
@@ -72,7 +72,7 @@ fn array(value: Option<&Value>) -> &[Value] {
 }
 
 /// The string items of an array; other items are left for serde to reject.
-fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
+pub(super) fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
     array(value).iter().filter_map(Value::as_str)
 }
 

@@ -9,6 +9,8 @@ use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxS
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::raw::{array, strings};
+
 /// A filter flag the kernel has but oci-spec 0.7 cannot carry.
 const WAIT_KILLABLE_RECV: &str = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV";
 
@@ -59,17 +61,6 @@ fn check_name<T: DeserializeOwned>(field: &str, what: &str, name: &str) -> Resul
         bail!("{field}: unknown seccomp {what} \"{name}\"");
     }
     Ok(())
-}
-
-fn array(value: Option<&Value>) -> &[Value] {
-    match value {
-        Some(Value::Array(items)) => items,
-        _ => &[],
-    }
-}
-
-fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
-    array(value).iter().filter_map(Value::as_str)
 }
 
 #[cfg(test)]
