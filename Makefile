@@ -18,7 +18,7 @@ BIN          := target/release/berth
 # (test-vm, test-clients) add their own lists below and call $(call apt_install,...).
 # libseccomp-dev: the libseccomp crate links libseccomp (libseccomp.a for
 # the static test-vm build).
-DEPS         := busybox-static libseccomp-dev
+DEPS         := busybox-static libseccomp-dev pkg-config gcc libc6-dev
 
 # Host busybox (busybox-static) that becomes the bundle's only binary.
 HOST_BUSYBOX := /bin/busybox
