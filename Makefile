@@ -138,7 +138,7 @@ test: deps lint build bundles test-vm test-clients
 # bundle.  tests/vm/run.sh builds the initramfs, boots, and fails unless the VM
 # reports fail=0.  Console log: tests/vm/out/console.log.  Only some tests:
 # `make test-vm VM_TESTS="pids cpu-max"`.  Takes 1-3 minutes.
-VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file
+VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file apparmor
 VM_TARGET    := x86_64-unknown-linux-gnu
 VM_BIN       := target/$(VM_TARGET)/release/berth
 VM_TESTS     ?=

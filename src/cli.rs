@@ -336,7 +336,7 @@ pub struct ExecArgs {
     /// SELinux label (accepted; refused if set, no SELinux support yet)
     #[arg(long)]
     pub process_label: Option<String>,
-    /// AppArmor profile (accepted; refused if set, no AppArmor support yet)
+    /// AppArmor profile of the process (must be loaded; needs AppArmor on the host)
     #[arg(long)]
     pub apparmor: Option<String>,
     /// Sub-cgroup to run in (cgroup v2 only; accepted, refused if set)

@@ -23,14 +23,21 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<u8> {
     }
     for (flag, value) in [
         ("--process-label", &args.process_label),
-        ("--apparmor", &args.apparmor),
         ("--cgroup", &args.cgroup),
     ] {
         if value.is_some() {
             bail!("{flag} is not supported yet");
         }
     }
-    let process = build_process(args, st.process.clone().unwrap_or_default())?;
+    let mut process = build_process(args, st.process.clone().unwrap_or_default())?;
+    // runc: the exec'd process keeps the container's profile unless --apparmor
+    // names another one.
+    if let Some(profile) = &args.apparmor {
+        process.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(profile) = process.apparmor_profile() {
+        crate::security::apparmor::check(profile)?;
+    }
     let console = console_target(
         process.terminal().unwrap_or(false),
         args.console_socket.as_deref(),

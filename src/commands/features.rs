@@ -190,7 +190,9 @@ fn features() -> Features {
                 known_flags: SECCOMP_FLAGS,
                 supported_flags: SECCOMP_FLAGS,
             },
-            apparmor: Enabled { enabled: false },
+            apparmor: Enabled {
+                enabled: crate::security::apparmor::enabled(),
+            },
             selinux: Enabled { enabled: false },
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {

@@ -265,6 +265,11 @@ pub fn exec_prepared(
     reset_signals()?;
     // Everything but stdio and the preserved fds is closed at execve.
     sys::cloexec_fds_from(3 + preserve_fds)?;
+    // The AppArmor profile takes effect at execve; set after the start hooks
+    // (which a fork would otherwise run under it), as late as runc does.
+    if let Some(profile) = process.apparmor_profile() {
+        security::apparmor::apply_on_exec(profile)?;
+    }
     // Seccomp last: only execve runs under it on berth's side.
     if let (Some(filter), true) = (seccomp, nnp) {
         security::seccomp::load(filter, state)?;

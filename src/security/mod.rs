@@ -3,6 +3,7 @@
 //! (see `process::child`); nothing here may run before the root is entered.
 //! Seccomp, compiled in the parent and loaded last, lives in [`seccomp`].
 
+pub mod apparmor;
 pub mod seccomp;
 
 use std::collections::HashSet;

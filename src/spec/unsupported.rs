@@ -21,11 +21,6 @@ struct Unsupported {
 
 const NOT_YET_SUPPORTED: &[Unsupported] = &[
     Unsupported {
-        field: "process.apparmorProfile",
-        message: "apparmor profiles are not supported yet",
-        is_set: |s| process(s, |p| non_empty(p.apparmor_profile())),
-    },
-    Unsupported {
         field: "process.selinuxLabel",
         message: "selinux labels are not supported yet",
         is_set: |s| process(s, |p| non_empty(p.selinux_label())),
@@ -115,10 +110,6 @@ mod tests {
     #[test]
     fn each_row_refuses() {
         let cases = [
-            (
-                r#"{"process": {"cwd": "/", "user": {}, "apparmorProfile": "p"}}"#,
-                "process.apparmorProfile: apparmor profiles are not supported yet",
-            ),
             (
                 r#"{"process": {"cwd": "/", "user": {}, "selinuxLabel": "l"}}"#,
                 "process.selinuxLabel: selinux labels are not supported yet",

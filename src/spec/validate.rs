@@ -105,6 +105,9 @@ fn check_process(process: &Process) -> Result<()> {
             bail!("process.oomScoreAdj {adj} must be between -1000 and 1000");
         }
     }
+    if let Some(profile) = process.apparmor_profile() {
+        crate::security::apparmor::check(profile)?;
+    }
     check_rlimits(process.rlimits().as_deref().unwrap_or_default())
 }
 

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod apparmor;
 mod escapes;
 mod mounts;
 mod privileges;

@@ -22,7 +22,8 @@ CALLER_CG=$(sed -n 's/^0:://p' /proc/self/cgroup)
 TEST_TIMEOUT=${TEST_TIMEOUT:-30}
 
 ALL_TESTS="smoke-run smoke-detach cgroup-born memory-max memory-oom pids cpu-max cpu-usage cpuset
-devices-deny devices-allow pause-resume update ps kill-all events-stats events-oom delete-paused"
+devices-deny devices-allow pause-resume update ps kill-all events-stats events-oom delete-paused
+apparmor"
 
 # ------------------------------------------------------------------ helpers
 # (used inside a test; $T is the test's scratch dir, $R its berth --root)
@@ -388,6 +389,54 @@ t_delete_paused() {
   b pause vm-delp || fail "pause failed"
   timeout -s KILL 20 "$BERTH" --root "$R" delete --force vm-delp || fail "delete --force of a paused container failed"
   [ -d "$(cgdir vm-delp)" ] && fail "cgroup remains: $(ls "$(cgdir vm-delp)")"
+  return 0
+}
+
+# process.apparmorProfile (and exec --apparmor) confine the process: the
+# test profile (tests/vm/apparmor-profile, compiled on the host by
+# mkinitramfs.sh) allows everything but writing /tmp/denied.
+t_apparmor() {
+  local aa=/sys/kernel/security/apparmor en bd bd2 out rc
+  en=$(cat /sys/module/apparmor/parameters/enabled 2>&1)
+  [ "$en" = Y ] || skip "AppArmor is not enabled in the VM kernel (/sys/module/apparmor/parameters/enabled: $en)"
+  [ -e "$aa/.load" ] || skip "no $aa/.load (securityfs: $(grep securityfs /proc/mounts))"
+  [ -s /tests/apparmor-policy.bin ] || skip "no compiled policy in the initramfs (no apparmor_parser on the host)"
+  if ! grep -q '^berth-test ' "$aa/profiles" 2>/dev/null; then
+    cat /tests/apparmor-policy.bin > "$aa/.load" || fail "loading /tests/apparmor-policy.bin into $aa/.load failed"
+  fi
+  grep -q '^berth-test (enforce)' "$aa/profiles" || fail "profile not loaded: $(cat "$aa/profiles" 2>&1)"
+  b features | tr -d ' \n' | grep -q '"apparmor":{"enabled":true}' \
+    || fail "features does not say apparmor enabled: $(b features | tr -d ' \n')"
+  bd=$(bundle aa 's#"process":[[:space:]]*\{#"process": {"apparmorProfile": "berth-test", #')
+  grep -q '"apparmorProfile": "berth-test"' "$bd/config.json" || fail "test bug: apparmorProfile not added"
+  out=$(b run -b "$bd" vm-aa sh -c '
+    echo "label=$(cat /proc/self/attr/current)"
+    echo x > /tmp/ok && echo ok-written
+    echo x > /tmp/denied && echo denied-written
+    true' 2>&1 </dev/null); rc=$?
+  note "rc=$rc output: $out"
+  [ $rc = 0 ] || fail "run exited $rc: $out"
+  echo "$out" | grep -qx 'label=berth-test (enforce)' || fail "not confined by berth-test: $out"
+  echo "$out" | grep -qx ok-written || fail "writing /tmp/ok failed: $out"
+  echo "$out" | grep -q denied-written && fail "writing /tmp/denied succeeded: $out"
+  echo "$out" | grep -q 'Permission denied' || fail "writing /tmp/denied failed, but not with EACCES: $out"
+  rm -f "$SRC_BUNDLE/rootfs/tmp/ok"
+  # exec: the container's profile by default, --apparmor another (here: the
+  # container has none, exec asks for one).
+  bd2=$(bundle plain)
+  run_d vm-aa-exec "$bd2" sleep 60
+  out=$(b exec vm-aa-exec cat /proc/self/attr/current 2>&1 </dev/null) || fail "exec: $out"
+  [ "$out" = unconfined ] || fail "exec without --apparmor: label '$out', want unconfined"
+  out=$(b exec --apparmor berth-test vm-aa-exec sh -c 'cat /proc/self/attr/current; echo x > /tmp/denied && echo denied-written' 2>&1 </dev/null)
+  note "exec --apparmor: $out"
+  echo "$out" | grep -qx 'berth-test (enforce)' || fail "exec --apparmor: not confined: $out"
+  echo "$out" | grep -q denied-written && fail "exec --apparmor: writing /tmp/denied succeeded: $out"
+  # A profile the kernel does not have fails at exec, with its name.
+  out=$(b run -b "$(bundle nope 's#"process":[[:space:]]*\{#"process": {"apparmorProfile": "berth-no-such-profile", #')" \
+    vm-aa-nope true 2>&1 </dev/null); rc=$?
+  note "missing profile: rc=$rc $out"
+  [ $rc != 0 ] || fail "run with a missing profile succeeded"
+  echo "$out" | grep -q 'berth-no-such-profile' || fail "error does not name the profile: $out"
   return 0
 }
 

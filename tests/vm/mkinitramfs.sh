@@ -38,6 +38,13 @@ done
 install -m 755 "$berth" usr/bin/berth
 install -m 755 "$here/init" init
 install -m 755 "$here/cgroup-tests.sh" tests/cgroup-tests.sh
+# AppArmor test policy, compiled here (the VM has no apparmor_parser): -Q
+# skips the kernel load, -K the cache (which needs a host with AppArmor), -S
+# writes the binary policy to stdout.  Without it the apparmor test skips.
+if command -v apparmor_parser >/dev/null; then
+  apparmor_parser -Q -K -S "$here/apparmor-profile" > tests/apparmor-policy.bin \
+    || die "apparmor_parser -Q -S $here/apparmor-profile failed"
+fi
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' > etc/passwd
 printf '%s\n' 'root:x:0:' > etc/group
 
