@@ -90,6 +90,14 @@ pub struct Write {
 }
 
 impl Write {
+    /// (file, value) pairs of a plan, for tests to compare against.
+    #[cfg(test)]
+    pub fn pairs(w: &[Write]) -> Vec<(&str, &str)> {
+        w.iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect()
+    }
+
     pub fn new(ctl: Ctl, file: impl Into<String>, value: impl ToString) -> Write {
         Write {
             ctl: Some(ctl),
@@ -477,12 +485,6 @@ mod tests {
         }
     }
 
-    fn files(w: &[Write]) -> Vec<(String, String)> {
-        w.iter()
-            .map(|w| (w.file.clone(), w.value.clone()))
-            .collect()
-    }
-
     #[test]
     fn hybrid_splits_by_controller() {
         let r = res(
@@ -490,13 +492,16 @@ mod tests {
         );
         let p = plan(&r, &hybrid(), Purpose::Update).unwrap();
         assert_eq!(
-            files(&p.v1),
+            Write::pairs(&p.v1),
             [
                 ("memory.limit_in_bytes".into(), "33554432".into()),
                 ("pids.max".into(), "20".into())
             ]
         );
-        assert_eq!(files(&p.v2), [("hugetlb.2MB.max".into(), "4194304".into())]);
+        assert_eq!(
+            Write::pairs(&p.v2),
+            [("hugetlb.2MB.max".into(), "4194304".into())]
+        );
         assert_eq!(p.v2_controllers, ["hugetlb".to_string()].into());
     }
 
@@ -530,7 +535,10 @@ mod tests {
             "{err}"
         );
         let p = plan(&r, &pure_v2(), Purpose::Update).unwrap();
-        assert_eq!(files(&p.v2), [("memory.high".into(), "1000000".into())]);
+        assert_eq!(
+            Write::pairs(&p.v2),
+            [("memory.high".into(), "1000000".into())]
+        );
         assert!(plan(
             &res(r#"{"unified":{"../x":"1"}}"#),
             &pure_v2(),
@@ -562,7 +570,7 @@ mod tests {
         assert!(text.contains(&"+c 136:* rwm".to_string()));
         // v1: always on create, only when asked on update.
         let p = plan(&res("{}"), &hybrid(), Purpose::Create).unwrap();
-        assert_eq!(files(&p.v1)[0], ("devices.deny".into(), "a".into()));
+        assert_eq!(Write::pairs(&p.v1)[0], ("devices.deny".into(), "a".into()));
         assert!(plan(&res("{}"), &hybrid(), Purpose::Update)
             .unwrap()
             .v1

@@ -298,9 +298,7 @@ mod tests {
     use super::*;
 
     fn files(w: &[Write]) -> Vec<(&str, &str)> {
-        w.iter()
-            .map(|w| (w.file.as_str(), w.value.as_str()))
-            .collect()
+        Write::pairs(w)
     }
 
     #[test]
