@@ -493,15 +493,9 @@ mod tests {
         let p = plan(&r, &hybrid(), Purpose::Update).unwrap();
         assert_eq!(
             Write::pairs(&p.v1),
-            [
-                ("memory.limit_in_bytes".into(), "33554432".into()),
-                ("pids.max".into(), "20".into())
-            ]
+            [("memory.limit_in_bytes", "33554432"), ("pids.max", "20")]
         );
-        assert_eq!(
-            Write::pairs(&p.v2),
-            [("hugetlb.2MB.max".into(), "4194304".into())]
-        );
+        assert_eq!(Write::pairs(&p.v2), [("hugetlb.2MB.max", "4194304")]);
         assert_eq!(p.v2_controllers, ["hugetlb".to_string()].into());
     }
 
@@ -535,10 +529,7 @@ mod tests {
             "{err}"
         );
         let p = plan(&r, &pure_v2(), Purpose::Update).unwrap();
-        assert_eq!(
-            Write::pairs(&p.v2),
-            [("memory.high".into(), "1000000".into())]
-        );
+        assert_eq!(Write::pairs(&p.v2), [("memory.high", "1000000")]);
         assert!(plan(
             &res(r#"{"unified":{"../x":"1"}}"#),
             &pure_v2(),
@@ -570,7 +561,7 @@ mod tests {
         assert!(text.contains(&"+c 136:* rwm".to_string()));
         // v1: always on create, only when asked on update.
         let p = plan(&res("{}"), &hybrid(), Purpose::Create).unwrap();
-        assert_eq!(Write::pairs(&p.v1)[0], ("devices.deny".into(), "a".into()));
+        assert_eq!(Write::pairs(&p.v1)[0], ("devices.deny", "a"));
         assert!(plan(&res("{}"), &hybrid(), Purpose::Update)
             .unwrap()
             .v1
