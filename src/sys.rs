@@ -204,3 +204,28 @@ pub fn setns_pidfd(pidfd: BorrowedFd, flags: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// One `sendmsg` of `bytes`, with `fd` attached as `SCM_RIGHTS` when given,
+/// retried on EINTR and never raising SIGPIPE. The sync channel, the console
+/// socket and the seccomp listener all pass fds this way.
+pub fn send_with_fd(sock: BorrowedFd, bytes: &[u8], fd: Option<BorrowedFd>) -> nix::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg: Vec<ControlMessage> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&fds)]
+    };
+    loop {
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[io::IoSlice::new(bytes)],
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// What runc sends as the message body with the fd (the master's file name).
@@ -152,23 +152,9 @@ pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
 /// Send the master to a console socket: one message whose body is the name
 /// and whose `SCM_RIGHTS` carries the fd (runc's `utils.SendFile`).
 pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<()> {
-    let fds = [master.as_raw_fd()];
-    loop {
-        match sendmsg::<()>(
-            socket.as_raw_fd(),
-            &[io::IoSlice::new(MASTER_NAME.as_bytes())],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Err(Errno::EINTR) => continue,
-            r => {
-                return r
-                    .map(drop)
-                    .context("send the pty master to --console-socket")
-            }
-        }
-    }
+    crate::sys::send_with_fd(socket.as_fd(), MASTER_NAME.as_bytes(), Some(master.as_fd()))
+        .map(drop)
+        .context("send the pty master to --console-socket")
 }
 
 /// (rows, cols) of a terminal.
@@ -389,7 +375,7 @@ mod tests {
 
     #[test]
     fn console_socket_gets_fd_and_name() {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned};
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         let (a, b) = UnixStream::pair().expect("pair");
         let (master, _slave, _) = open_pty(None).expect("pty");
         send_master(&OwnedFd::from(a), &master).expect("send");

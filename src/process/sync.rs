@@ -4,13 +4,12 @@
 //! in the child travels here as text, so the user sees the same one-line
 //! error the parent would have printed.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
 };
 
 /// Largest message: the state JSON of `HookState` may carry big annotations.
@@ -66,10 +65,10 @@ impl Channel {
 
     /// Send `Msg::Pty` with the pty master attached.
     pub fn send_pty(&self, master: &OwnedFd) -> Result<()> {
-        self.send_with(&Msg::Pty, Some(master.as_raw_fd()))
+        self.send_with(&Msg::Pty, Some(master.as_fd()))
     }
 
-    fn send_with(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
+    fn send_with(&self, msg: &Msg, fd: Option<BorrowedFd>) -> Result<()> {
         let mut buf = Vec::with_capacity(16);
         match msg {
             Msg::Go => buf.push(b'G'),
@@ -89,24 +88,9 @@ impl Channel {
                 buf.extend_from_slice(msg.as_bytes());
             }
         }
-        let fds: Vec<RawFd> = fd.into_iter().collect();
-        let cmsg: Vec<ControlMessage> = if fds.is_empty() {
-            Vec::new()
-        } else {
-            vec![ControlMessage::ScmRights(&fds)]
-        };
-        loop {
-            match sendmsg::<()>(
-                self.fd.as_raw_fd(),
-                &[IoSlice::new(&buf)],
-                &cmsg,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.context("send on the sync channel").map(drop),
-            }
-        }
+        crate::sys::send_with_fd(self.fd.as_fd(), &buf, fd)
+            .map(drop)
+            .context("send on the sync channel")
     }
 
     /// Receive one message; end of stream (peer died) is an error.

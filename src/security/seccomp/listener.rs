@@ -8,13 +8,10 @@
 //! child, inside its own root, could not reach the host path); the child
 //! sends on it right after loading the filter and closes it at execve.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
-use nix::sys::socket::{
-    sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 use serde_json::{json, Value};
 
 use super::ListenerSpec;
@@ -72,20 +69,8 @@ pub fn send(l: &Listener, notify_fd: &OwnedFd, state: &str) -> Result<()> {
     let here = || format!("send the seccomp notify fd to {}", l.path.display());
     let msg = process_state(state, l.metadata.as_deref())?.to_string();
     let bytes = msg.as_bytes();
-    let fds = [notify_fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let mut sent = loop {
-        match sendmsg::<UnixAddr>(
-            l.sock.as_raw_fd(),
-            &[IoSlice::new(bytes)],
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => break r.with_context(here)?,
-        }
-    };
+    let mut sent = crate::sys::send_with_fd(l.sock.as_fd(), bytes, Some(notify_fd.as_fd()))
+        .with_context(here)?;
     while sent < bytes.len() {
         match nix::sys::socket::send(l.sock.as_raw_fd(), &bytes[sent..], MsgFlags::MSG_NOSIGNAL) {
             Ok(n) => sent += n,
