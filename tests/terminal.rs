@@ -3,8 +3,8 @@
 
 mod common;
 
-use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use common::Env;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{tcgetattr, Termios};
 
 fn terminal_env() -> Env {
@@ -25,27 +24,8 @@ fn terminal_env() -> Env {
 /// Accept one connection on `listener` and receive the fd runc's protocol sends.
 fn receive_master(listener: UnixListener) -> (OwnedFd, String) {
     let (conn, _) = listener.accept().expect("accept console connection");
-    let mut buf = [0u8; 4096];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let ControlMessageOwned::ScmRights(f) = c {
-            fds.extend(f);
-        }
-    }
-    let n = msg.bytes;
-    assert_eq!(fds.len(), 1, "exactly one fd with SCM_RIGHTS");
-    // SAFETY: the fd was just received and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    (fd, String::from_utf8_lossy(&buf[..n]).into_owned())
+    let (fd, body) = common::receive_fd(&conn);
+    (fd, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Read from a pty master until `want` appears (or EIO/timeout); returns all.

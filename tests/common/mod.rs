@@ -243,3 +243,32 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Receive one message and exactly one fd (SCM_RIGHTS) on `conn`: the
+/// protocol of runc's console socket and of the seccomp notify listener.
+pub fn receive_fd(conn: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, Vec<u8>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut buf = vec![0u8; 16384];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(f) = c {
+            fds.extend(f);
+        }
+    }
+    let n = msg.bytes;
+    assert_eq!(fds.len(), 1, "exactly one fd with SCM_RIGHTS");
+    // SAFETY: the fd was just received and nothing else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+    buf.truncate(n);
+    (fd, buf)
+}

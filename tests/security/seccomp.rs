@@ -2,13 +2,11 @@
 //! and without no_new_privs; kill_process ends the process with SIGSYS; a
 //! notify listener receives the fd and the state, and the fd works.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
 use crate::common::{stderr, stdout, Env};
@@ -176,27 +174,8 @@ fn seccomp_unknown_action_and_bad_profiles_are_refused_at_create() {
 /// Accept one listener connection: the container process state and its fd.
 fn receive_state(listener: &UnixListener) -> (Value, OwnedFd) {
     let (conn, _) = listener.accept().expect("accept");
-    let mut buf = vec![0u8; 16384];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .expect("recvmsg");
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().expect("cmsgs") {
-        if let ControlMessageOwned::ScmRights(f) = c {
-            fds.extend(f);
-        }
-    }
-    let n = msg.bytes;
-    assert_eq!(fds.len(), 1, "exactly one fd");
-    // SAFETY: just received, owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    let v: Value = serde_json::from_slice(&buf[..n]).expect("state json");
+    let (fd, buf) = crate::common::receive_fd(&conn);
+    let v: Value = serde_json::from_slice(&buf).expect("state json");
     // The runtime closes the connection after the one message.
     let mut rest = [0u8; 16];
     let more = nix::unistd::read(conn.as_raw_fd(), &mut rest).expect("read to EOF");
