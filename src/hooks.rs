@@ -22,8 +22,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::spec::types::{Hook, Hooks};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Hook, Hooks};
 
 use crate::state::{State, Status};
 use crate::{logging, sys};

@@ -11,12 +11,12 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{openat, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{setresgid, setresuid, Gid, Pid, Uid};
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 /// What to do with namespaces, decided once from the spec.
 #[derive(Debug, Default, Clone)]

@@ -28,13 +28,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::{Mount, Spec};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     bind, recv, sendto, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
 };
-use oci_spec::runtime::{Mount, Spec};
 
 /// `<state dir>/notify`: the directory bind-mounted into the container.
 pub const NOTIFY_DIR: &str = "notify";
@@ -57,7 +57,7 @@ pub fn setup_env(spec: &mut Spec) {
         "NOTIFY_SOCKET",
         &format!("{CONTAINER_DIR}/{SOCKET_NAME}"),
     );
-    spec.set_process(Some(process));
+    spec.process = Some(process);
 }
 
 /// The bind mount of `<state_dir>/notify` at /run/notify, added once that
@@ -72,7 +72,7 @@ pub fn add_mount(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     .context("notify socket mount")?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.push(mount);
-    spec.set_mounts(Some(mounts));
+    spec.mounts = Some(mounts);
     Ok(())
 }
 
@@ -86,12 +86,12 @@ pub fn make_dir(state_dir: &Path) -> Result<()> {
 }
 
 /// Replace or add `KEY=value` in a process's env.
-pub fn set_env(process: &mut oci_spec::runtime::Process, key: &str, value: &str) {
+pub fn set_env(process: &mut crate::spec::types::Process, key: &str, value: &str) {
     let mut env = process.env().clone().unwrap_or_default();
     let prefix = format!("{key}=");
     env.retain(|e| !e.starts_with(&prefix));
     env.push(format!("{key}={value}"));
-    process.set_env(Some(env));
+    process.env = Some(env);
 }
 
 /// Socket activation: the number of fds systemd passed to *this* process.
@@ -115,7 +115,7 @@ pub fn setup_listen_fds(spec: &mut Spec, n: u32) {
     if let Ok(names) = std::env::var("LISTEN_FDNAMES") {
         set_env(&mut process, "LISTEN_FDNAMES", &names);
     }
-    spec.set_process(Some(process));
+    spec.process = Some(process);
 }
 
 /// berth's end of the container's notify socket, and the host socket it

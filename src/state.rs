@@ -97,13 +97,13 @@ pub struct State {
     /// The container's effective process (after command-line overrides):
     /// the template `exec` starts from, as runc does.
     #[serde(default)]
-    pub process: Option<oci_spec::runtime::Process>,
+    pub process: Option<crate::spec::types::Process>,
     /// The config's hooks: `start` runs poststart and `delete` poststop.
     #[serde(default)]
-    pub hooks: Option<oci_spec::runtime::Hooks>,
+    pub hooks: Option<crate::spec::types::Hooks>,
     /// The config's `linux.seccomp`: `exec` filters its process the same way.
     #[serde(default)]
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    pub seccomp: Option<crate::spec::types::LinuxSeccomp>,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}`, checked before any file is made.

@@ -181,7 +181,7 @@ pub fn set_window_size(fd: BorrowedFd, rows: u16, cols: u16) -> Result<()> {
 }
 
 /// `process.consoleSize` as (rows, cols), if set and non-zero.
-pub fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
+pub fn console_size(process: &crate::spec::types::Process) -> Option<(u16, u16)> {
     let b = process.console_size()?;
     let (h, w) = (b.height(), b.width());
     (h > 0 && w > 0).then(|| (h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16))

@@ -328,7 +328,7 @@ pub fn count_attached(dir: &Path) -> Result<usize> {
 mod tests {
     use super::super::resources::device_rules;
     use super::*;
-    use oci_spec::runtime::LinuxDeviceCgroup;
+    use crate::spec::types::LinuxDeviceCgroup;
 
     /// A tiny interpreter for the instructions `program` emits, so the
     /// rules' meaning is tested without loading anything.

@@ -26,10 +26,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::LinuxResources;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use files::{read_file, write_file};
@@ -548,7 +548,7 @@ pub fn asks_for_limits(resources: Option<&LinuxResources>) -> bool {
         return false;
     };
     let mut r = r.clone();
-    r.set_devices(None);
+    r.devices = None;
     match serde_json::to_value(&r) {
         Ok(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null()),
         _ => true,

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::spec::types::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use anyhow::{bail, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::{v1, v2};
 
@@ -317,7 +317,7 @@ pub fn plan(res: &LinuxResources, host: &Host, purpose: Purpose) -> Result<Plan>
     Ok(p)
 }
 
-fn plan_cpuset(c: &oci_spec::runtime::LinuxCpu) -> Vec<Write> {
+fn plan_cpuset(c: &crate::spec::types::LinuxCpu) -> Vec<Write> {
     let mut w = Vec::new();
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         w.push(Write::new(Ctl::Cpuset, "cpuset.cpus", cpus));
@@ -337,7 +337,7 @@ fn plan_pids(limit: i64) -> Vec<Write> {
     }
 }
 
-fn plan_rdma(r: &std::collections::HashMap<String, oci_spec::runtime::LinuxRdma>) -> Vec<Write> {
+fn plan_rdma(r: &std::collections::HashMap<String, crate::spec::types::LinuxRdma>) -> Vec<Write> {
     let mut devs: Vec<_> = r.iter().collect();
     devs.sort_by(|a, b| a.0.cmp(b.0));
     devs.into_iter()

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use oci_spec::runtime::LinuxResources;
+use crate::spec::types::LinuxResources;
 
 use super::resources::device_rules;
 use super::*;
@@ -306,7 +306,7 @@ fn bpf_device_program_enforces_and_replaces() {
     files::write_file(&dir.0, "cgroup.procs", &probe.pid().to_string()).unwrap();
     assert_eq!(probe.report(), "null-ok kmsg-denied");
 
-    let allow_kmsg: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+    let allow_kmsg: Vec<crate::spec::types::LinuxDeviceCgroup> =
         serde_json::from_str(r#"[{"allow":true,"type":"c","major":1,"minor":11,"access":"rwm"}]"#)
             .unwrap();
     devices_bpf::install(&dir.0, &device_rules(&allow_kmsg).unwrap()).unwrap();

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::spec::types::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
 use super::files::{read_file, wait_until, write_file};
 use super::resources::{Ctl, Write};

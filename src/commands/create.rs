@@ -8,9 +8,9 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::spec::types::Spec;
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use oci_spec::runtime::Spec;
 
 use super::load_locked;
 use crate::cli::{Cli, CreateArgs, RunArgs};
@@ -169,7 +169,7 @@ fn apply_overrides(spec: &mut Spec, args: &CreateArgs) {
     }
     let mut process = spec.process().clone().unwrap_or_default();
     if !args.command.is_empty() {
-        process.set_args(Some(args.command.clone()));
+        process.args = Some(args.command.clone());
     }
     if !args.env.is_empty() {
         let mut env = process.env().clone().unwrap_or_default();
@@ -178,12 +178,12 @@ fn apply_overrides(spec: &mut Spec, args: &CreateArgs) {
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
-        process.set_env(Some(env));
+        process.env = Some(env);
     }
     if args.tty {
-        process.set_terminal(Some(true));
+        process.terminal = Some(true);
     }
-    spec.set_process(Some(process));
+    spec.process = Some(process);
 }
 
 /// Release a created container's process: one byte into its exec fifo;

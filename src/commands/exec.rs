@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::spec::types::{Capability, LinuxCapabilities, Process};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 use super::load;
 use crate::cli::ExecArgs;
@@ -33,7 +33,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<u8> {
     // runc: the exec'd process keeps the container's profile unless --apparmor
     // names another one.
     if let Some(profile) = &args.apparmor {
-        process.set_apparmor_profile(Some(profile.clone()));
+        process.apparmor_profile = Some(profile.clone());
     }
     if let Some(profile) = process.apparmor_profile() {
         crate::security::apparmor::check(profile)?;
@@ -91,13 +91,13 @@ fn build_process(args: &ExecArgs, base: Process) -> Result<Process> {
         bail!("exec needs a command or --process FILE");
     }
     let mut p = base;
-    p.set_args(Some(args.command.clone()));
-    p.set_terminal(Some(args.tty));
+    p.args = Some(args.command.clone());
+    p.terminal = Some(args.tty);
     if let Some(cwd) = &args.cwd {
         if !cwd.is_absolute() {
             bail!("--cwd {} must be an absolute path", cwd.display());
         }
-        p.set_cwd(cwd.clone());
+        p.cwd = cwd.clone();
     }
     if !args.env.is_empty() {
         let mut env = p.env().clone().unwrap_or_default();
@@ -109,26 +109,24 @@ fn build_process(args: &ExecArgs, base: Process) -> Result<Process> {
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
-        p.set_env(Some(env));
+        p.env = Some(env);
     }
     let mut user = p.user().clone();
     if let Some(spec) = &args.user {
         let (uid, gid) = spec.split_once(':').unwrap_or((spec, ""));
-        user.set_uid(
-            uid.parse()
-                .with_context(|| format!("--user {spec:?}: bad uid"))?,
-        );
+        user.uid = uid
+            .parse()
+            .with_context(|| format!("--user {spec:?}: bad uid"))?;
         if !gid.is_empty() {
-            user.set_gid(
-                gid.parse()
-                    .with_context(|| format!("--user {spec:?}: bad gid"))?,
-            );
+            user.gid = gid
+                .parse()
+                .with_context(|| format!("--user {spec:?}: bad gid"))?;
         }
     }
     if !args.additional_gids.is_empty() {
-        user.set_additional_gids(Some(args.additional_gids.clone()));
+        user.additional_gids = Some(args.additional_gids.clone());
     }
-    p.set_user(user);
+    p.user = user;
     if !args.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.caps {
@@ -137,10 +135,10 @@ fn build_process(args: &ExecArgs, base: Process) -> Result<Process> {
                     .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
             add_cap(&mut caps, cap);
         }
-        p.set_capabilities(Some(caps));
+        p.capabilities = Some(caps);
     }
     if args.no_new_privs {
-        p.set_no_new_privileges(Some(true));
+        p.no_new_privileges = Some(true);
     }
     Ok(p)
 }
@@ -155,10 +153,7 @@ fn add_cap(caps: &mut LinuxCapabilities, cap: Capability) {
     };
     // Never inheritable (nor ambient, which needs it): with an inheritable
     // capability a file with `+ei` capabilities would gain it (CVE-2022-29162).
-    let (b, e, p) = (
-        add(caps.bounding()),
-        add(caps.effective()),
-        add(caps.permitted()),
-    );
-    caps.set_bounding(b).set_effective(e).set_permitted(p);
+    caps.bounding = add(caps.bounding());
+    caps.effective = add(caps.effective());
+    caps.permitted = add(caps.permitted());
 }

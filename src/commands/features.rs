@@ -136,6 +136,7 @@ const SECCOMP_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_TSYNC",
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
 #[derive(Serialize)]
@@ -224,7 +225,7 @@ pub fn run() -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+    use crate::spec::types::{Capability, LinuxNamespaceType};
     use serde_json::Value;
 
     fn doc() -> Value {
@@ -267,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn names_are_ones_oci_spec_parses() {
+    fn names_are_ones_the_spec_types_parse() {
         for name in CAPABILITIES {
             serde_json::from_value::<Capability>(Value::String(name.to_string())).expect(name);
         }

@@ -93,7 +93,7 @@ mod tests {
             .namespaces()
             .iter()
             .flatten()
-            .any(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::User);
+            .any(|ns| ns.typ() == crate::spec::types::LinuxNamespaceType::User);
         assert!(has_user);
         let uid = linux.uid_mappings().as_ref().expect("uid map")[0];
         assert_eq!(uid.host_id(), nix::unistd::geteuid().as_raw());

@@ -5,8 +5,8 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::spec::types::LinuxResources;
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
 use super::load_locked;

@@ -10,11 +10,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::{Hooks, Process, Spec};
 use anyhow::{Context, Result};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chdir, execve};
-use oci_spec::runtime::{Hooks, Process, Spec};
 
 use super::sync::{Channel, Msg};
 use super::ExecError;

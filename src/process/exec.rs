@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use crate::spec::types::Process;
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Process;
 
 use super::child::{exec_prepared, prepare_exec, setup_console};
 use super::sync::{self, Channel, Msg};

@@ -13,12 +13,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::spec::types::{LinuxIdMapping, Spec};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{getpid, mkfifo, Pid};
-use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use super::child;
 use super::sync::{self, Msg};

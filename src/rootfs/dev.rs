@@ -7,12 +7,12 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::{LinuxDeviceType, Spec};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
-use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use super::mounts::{Action, MountOp};
 use super::options::parse_options;

@@ -23,9 +23,9 @@ mod syscalls;
 
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::Spec;
 use anyhow::{anyhow, Context, Result};
 use nix::mount::MsFlags;
-use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 /// How the container's root is made from the bundle's rootfs.

@@ -7,11 +7,11 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::Spec;
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
-use oci_spec::runtime::Spec;
 
 use super::cgroup;
 use super::copyup;

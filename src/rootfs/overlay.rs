@@ -7,11 +7,11 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::Spec;
 use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::statfs::{statfs, OVERLAYFS_SUPER_MAGIC};
-use oci_spec::runtime::Spec;
 
 use super::syscalls::{self, fd_path};
 use super::Mode;

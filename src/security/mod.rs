@@ -8,10 +8,10 @@ pub mod seccomp;
 
 use std::collections::HashSet;
 
+use crate::spec::types::{LinuxCapabilities, PosixRlimit, PosixRlimitType, User};
 use anyhow::{bail, Context, Result};
-use caps::{CapSet, Capability as Cap, CapsHashSet};
+use caps::{CapSet, CapsHashSet};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, User};
 
 use crate::sys;
 
@@ -104,15 +104,8 @@ pub fn set_user(user: &User) -> Result<()> {
     sys::set_keep_caps(false)
 }
 
-fn to_caps(set: &Option<HashSet<oci_spec::runtime::Capability>>) -> Result<CapsHashSet> {
-    set.iter()
-        .flatten()
-        .map(|c| {
-            let name = format!("CAP_{c}");
-            name.parse::<Cap>()
-                .map_err(|_| anyhow::anyhow!("unknown capability {name:?}"))
-        })
-        .collect()
+fn to_caps(set: &Option<crate::spec::types::Capabilities>) -> Result<CapsHashSet> {
+    Ok(set.clone().unwrap_or_default())
 }
 
 /// Shrink the bounding set. This needs CAP_SETPCAP in the effective set, so it
@@ -171,11 +164,11 @@ trait EmptyCaps {
 impl EmptyCaps for LinuxCapabilities {
     fn set_all_empty(mut self) -> Self {
         let empty = Some(HashSet::new());
-        self.set_bounding(empty.clone())
-            .set_effective(empty.clone())
-            .set_permitted(empty.clone())
-            .set_inheritable(empty.clone())
-            .set_ambient(empty);
+        self.bounding = empty.clone();
+        self.effective = empty.clone();
+        self.permitted = empty.clone();
+        self.inheritable = empty.clone();
+        self.ambient = empty;
         self
     }
 }
@@ -183,6 +176,7 @@ impl EmptyCaps for LinuxCapabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use caps::Capability as Cap;
 
     #[test]
     fn spec_capabilities_map_to_kernel_ones() {

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
+use crate::spec::types::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 use anyhow::{Context, Result};
-use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceType, Mount, Spec};
 use serde_json::{json, Value};
 
 use crate::state::OCI_VERSION;
@@ -83,25 +83,26 @@ pub fn to_rootless(spec: &mut Spec, uid: u32, gid: u32) -> Result<()> {
     let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
     for mount in &mut mounts {
         if mount.destination() == Path::new("/sys") {
-            *mount = Mount::default();
-            mount.set_destination("/sys".into());
-            mount.set_typ(Some("none".into()));
-            mount.set_source(Some("/sys".into()));
-            mount.set_options(Some(
-                ["rbind", "nosuid", "noexec", "nodev", "ro"]
-                    .map(String::from)
-                    .to_vec(),
-            ));
+            *mount = Mount {
+                destination: "/sys".into(),
+                typ: Some("none".into()),
+                source: Some("/sys".into()),
+                options: Some(
+                    ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            };
             continue;
         }
         if let Some(options) = mount.options().clone() {
             let kept = options
                 .into_iter()
                 .filter(|o| !o.starts_with("uid=") && !o.starts_with("gid="));
-            mount.set_options(Some(kept.collect()));
+            mount.options = Some(kept.collect());
         }
     }
-    spec.set_mounts(Some(mounts));
+    spec.mounts = Some(mounts);
 
     let mut linux = spec.linux().clone().unwrap_or_default();
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
@@ -111,25 +112,25 @@ pub fn to_rootless(spec: &mut Spec, uid: u32, gid: u32) -> Result<()> {
             LinuxNamespaceType::Network | LinuxNamespaceType::User
         )
     });
-    let mut user = oci_spec::runtime::LinuxNamespace::default();
-    user.set_typ(LinuxNamespaceType::User);
-    namespaces.push(user);
-    linux.set_namespaces(Some(namespaces));
-    linux.set_uid_mappings(Some(vec![id_map(uid)?]));
-    linux.set_gid_mappings(Some(vec![id_map(gid)?]));
-    linux.set_resources(None);
-    spec.set_linux(Some(linux));
+    namespaces.push(crate::spec::types::LinuxNamespace {
+        typ: LinuxNamespaceType::User,
+        path: None,
+    });
+    linux.namespaces = Some(namespaces);
+    linux.uid_mappings = Some(vec![id_map(uid)]);
+    linux.gid_mappings = Some(vec![id_map(gid)]);
+    linux.resources = None;
+    spec.linux = Some(linux);
     Ok(())
 }
 
 /// Container root is `host_id`, and nothing else is mapped.
-fn id_map(host_id: u32) -> Result<LinuxIdMapping> {
-    LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(host_id)
-        .size(1u32)
-        .build()
-        .context("build id mapping")
+fn id_map(host_id: u32) -> LinuxIdMapping {
+    LinuxIdMapping {
+        container_id: 0,
+        host_id,
+        size: 1,
+    }
 }
 
 /// Go's encoding/json field order for the runtime-spec structs, merged into
@@ -201,7 +202,7 @@ const KEY_ORDER: &[&str] = &[
     "personality",
 ];
 
-/// Capability sets are `HashSet`s in oci-spec; sort them so the output is
+/// Capability sets are `HashSet`s; sort them so the output is
 /// the same on every run.
 const SORTED_ARRAYS: &[&str] = &[
     "bounding",

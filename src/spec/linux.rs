@@ -7,8 +7,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::spec::types::{Linux, LinuxNamespace, LinuxNamespaceType, Spec};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Spec};
 
 use super::io_reason;
 

@@ -1,7 +1,7 @@
 //! config.json: loading and validation.
 //!
 //! This module owns reading `<bundle>/config.json` into an
-//! [`oci_spec::runtime::Spec`] and checking *everything* in it before any
+//! [`crate::spec::types::Spec`] and checking *everything* in it before any
 //! other module touches the system: a config that berth cannot honour fully is
 //! refused here with one line naming the field, never half-applied later. It
 //! must never create, mount or change anything; it only reads (the config, the
@@ -13,6 +13,7 @@ mod default;
 mod linux;
 mod raw;
 mod seccomp;
+pub mod types;
 mod unsupported;
 mod validate;
 
@@ -20,8 +21,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::Spec;
 use anyhow::{anyhow, Result};
-use oci_spec::runtime::Spec;
 
 pub use default::{example, to_pretty_json, to_rootless};
 pub use validate::validate;
@@ -75,7 +76,7 @@ pub const MOUNT_OPTIONS: &[&str] = &[
 /// Load `<bundle>/config.json`.
 ///
 /// The bytes are parsed with serde_json directly so that a syntax or type
-/// error carries its line and column, and the fields oci-spec models as enums
+/// error carries its line and column, and the fields typed as enums
 /// (capabilities, rlimit and namespace types) are checked first so that an
 /// unknown name is reported with the field it is in.
 pub fn load(bundle: &Path) -> Result<Spec> {

@@ -1,13 +1,13 @@
 //! Checks on the raw JSON, before it becomes typed.
 //!
-//! oci-spec models capabilities, rlimit types and namespace types as enums,
+//! `spec::types` models capabilities, rlimit types and namespace types as enums,
 //! so an unknown name would fail deserialization with a message that does not
 //! say where it is. Checking those fields on the `serde_json::Value` first
-//! names the field instead. It also sees fields oci-spec does not model at all
+//! names the field instead. It also sees fields the types do not model at all
 //! and would silently drop (idmapped mounts), which must be refused.
 
+use crate::spec::types::{Capability, LinuxNamespaceType, PosixRlimitType};
 use anyhow::{bail, Result};
-use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ pub fn check(config: &Value) -> Result<()> {
         }
     }
     super::seccomp::check_raw(config)?;
-    // Not yet supported (listed here because oci-spec drops these fields, so
+    // Not yet supported (listed here because the types drop these fields, so
     // the typed table in `unsupported` cannot see them).
     for (i, mount) in array(config.get("mounts")).iter().enumerate() {
         for field in ["uidMappings", "gidMappings"] {

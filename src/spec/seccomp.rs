@@ -1,18 +1,15 @@
 //! Checks on `linux.seccomp` in the raw JSON, before it becomes typed:
-//! oci-spec models actions, operators, architectures and flags as enums, so
+//! `spec::types` models actions, operators, architectures and flags as enums, so
 //! an unknown one would fail deserialization without saying where. The
 //! semantic checks (notify needs a listener, argument indexes...) are the
 //! seccomp planner's, `security::seccomp::plan`, which `validate` calls.
 
+use crate::spec::types::{Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 use anyhow::{bail, Result};
-use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::raw::{array, strings};
-
-/// A filter flag the kernel has but oci-spec 0.7 cannot carry.
-const WAIT_KILLABLE_RECV: &str = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV";
 
 pub fn check_raw(config: &Value) -> Result<()> {
     let Some(s) = config.pointer("/linux/seccomp") else {
@@ -30,9 +27,6 @@ pub fn check_raw(config: &Value) -> Result<()> {
     }
     for (i, flag) in strings(s.get("flags")).enumerate() {
         let field = format!("linux.seccomp.flags[{i}]");
-        if flag == WAIT_KILLABLE_RECV {
-            bail!("{field}: {flag} is not supported yet");
-        }
         check_name::<LinuxSeccompFilterFlag>(&field, "flag", flag)?;
     }
     for (i, sc) in array(s.get("syscalls")).iter().enumerate() {
@@ -113,12 +107,6 @@ mod tests {
         assert_eq!(
             err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_FAST"]}"#),
             "linux.seccomp.flags[0]: unknown seccomp flag \"SECCOMP_FILTER_FLAG_FAST\""
-        );
-        assert_eq!(
-            err(
-                r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#
-            ),
-            "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported yet"
         );
     }
 }

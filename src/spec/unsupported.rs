@@ -5,11 +5,11 @@
 //! isolation or different behaviour than its config asks for, so a config
 //! that sets one is refused. When a later issue implements a feature, it
 //! deletes its row here (and nothing else in this module). Idmapped mounts
-//! are refused in `raw`, because oci-spec drops those fields before this
+//! are refused in `raw`, because the types drop those fields before this
 //! table could see them.
 
+use crate::spec::types::Spec;
 use anyhow::{bail, Result};
-use oci_spec::runtime::Spec;
 
 /// A field berth does not support yet: where it is, the message, and whether
 /// a spec sets it.
@@ -74,11 +74,11 @@ pub fn check(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn linux(spec: &Spec, f: impl Fn(&oci_spec::runtime::Linux) -> bool) -> bool {
+fn linux(spec: &Spec, f: impl Fn(&crate::spec::types::Linux) -> bool) -> bool {
     spec.linux().as_ref().is_some_and(f)
 }
 
-fn process(spec: &Spec, f: impl Fn(&oci_spec::runtime::Process) -> bool) -> bool {
+fn process(spec: &Spec, f: impl Fn(&crate::spec::types::Process) -> bool) -> bool {
     spec.process().as_ref().is_some_and(f)
 }
 

@@ -9,8 +9,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::spec::types::{Mount, PosixRlimit, PosixRlimitType, Process, Spec};
 use anyhow::{anyhow, bail, Result};
-use oci_spec::runtime::{Mount, PosixRlimit, PosixRlimitType, Process, Spec};
 
 use super::{
     absolute, io_reason, linux, unsupported, ANNOTATION_ROOTFS, CONFIG_FILE, MOUNT_OPTIONS,

@@ -183,8 +183,9 @@ fn receive_state(listener: &UnixListener) -> (Value, OwnedFd) {
     (v, fd)
 }
 
-#[test]
-fn seccomp_notify_listener_receives_the_fd() {
+/// A notify profile for mkdir with the given filter flags: the listener gets
+/// the state and an fd that works (it answers the container's mkdir).
+fn notify_listener_receives_the_fd(flags: Value) {
     let env = Env::new();
     let sock = env.tmp.path().join("agent.sock");
     let listener = UnixListener::bind(&sock).expect("bind agent socket");
@@ -194,6 +195,7 @@ fn seccomp_notify_listener_receives_the_fd() {
             "defaultAction": "SCMP_ACT_ALLOW",
             "listenerPath": sock_s,
             "listenerMetadata": "berth-test",
+            "flags": flags,
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
         });
     });
@@ -227,4 +229,15 @@ fn seccomp_notify_listener_receives_the_fd() {
         state["state"]["bundle"].as_str().map(Path::new),
         Some(env.bundle.as_path())
     );
+}
+
+#[test]
+fn seccomp_notify_listener_receives_the_fd() {
+    notify_listener_receives_the_fd(json!([]));
+}
+
+/// WAIT_KILLABLE_RECV (kernel 5.19+) is passed through with the listener.
+#[test]
+fn seccomp_notify_with_wait_killable_recv() {
+    notify_listener_receives_the_fd(json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]));
 }

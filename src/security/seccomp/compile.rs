@@ -6,11 +6,11 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::spec::types::{Arch, LinuxSeccomp};
 use anyhow::{bail, Context, Result};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
-use oci_spec::runtime::{Arch, LinuxSeccomp};
 
 use super::listener::{self, Listener};
 use super::{plan, Action, Cond, Op, Plan};
@@ -62,7 +62,13 @@ pub fn prepare(seccomp: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
             }
             Some(listener::connect(l)?)
         }
-        _ => None,
+        _ => {
+            // The kernel refuses WAIT_KILLABLE_RECV without a listener;
+            // with no notify rule there is nothing to wait on (libseccomp
+            // drops it the same way).
+            flags &= !(libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32);
+            None
+        }
     };
     Ok(Some(Filter {
         program,
@@ -266,6 +272,33 @@ mod tests {
         assert!(n > 4 && n < 200, "{n} instructions");
         assert!(!f.needs_state());
         assert_eq!(f.flags, 0);
+    }
+
+    #[test]
+    fn wait_killable_recv_is_kept_only_with_a_listener() {
+        const WKR: u32 = libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32;
+        const NL: u32 = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+        let flags = r#""flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#;
+        let plain = prepare(Some(&spec(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", {flags},
+                "syscalls": [{{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}}]}}"#
+        ))))
+        .expect("compile")
+        .expect("a filter");
+        assert_eq!(plain.flags, 0, "dropped without a listener");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("agent.sock");
+        let _agent = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let notify = prepare(Some(&spec(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", {flags}, "listenerPath": "{}",
+                "syscalls": [{{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}}]}}"#,
+            sock.display()
+        ))))
+        .expect("compile")
+        .expect("a filter");
+        assert_eq!(notify.flags, WKR | NL);
+        assert!(notify.needs_state());
     }
 
     #[test]

@@ -26,10 +26,10 @@ mod listener;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
-use oci_spec::runtime::{
+use crate::spec::types::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
+use anyhow::{bail, Result};
 
 #[allow(unused_imports)]
 pub use compile::{load, prepare, Filter};
@@ -122,6 +122,10 @@ pub fn plan(s: &LinuxSeccomp) -> Result<Plan> {
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
                 libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+            // Only meaningful with a listener; `prepare` drops it otherwise.
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
             }
         } as u32;
     }
