@@ -12,12 +12,15 @@ SHELL        := /bin/bash
 CARGO        ?= cargo
 APT_GET      ?= apt-get
 PREFIX       ?= /usr/local
-BIN          := target/release/berth
+# .cargo/config.toml builds for an explicit target (a static binary), so the
+# artifacts are under target/<triple>/.
+TARGET_TRIPLE := x86_64-unknown-linux-gnu
+BIN          := $(or $(CARGO_TARGET_DIR),target)/$(TARGET_TRIPLE)/release/berth
 
 # Debian packages the build, the bundles and the tests need.  Other targets
 # (test-vm, test-clients) add their own lists below and call $(call apt_install,...).
-# libseccomp-dev: the libseccomp crate links libseccomp (libseccomp.a for
-# the static test-vm build).
+# libseccomp-dev: the libseccomp crate links libseccomp.a into the static
+# berth (.cargo/config.toml).
 DEPS         := busybox-static libseccomp-dev pkg-config gcc libc6-dev
 
 # Host busybox (busybox-static) that becomes the bundle's only binary.
@@ -139,18 +142,14 @@ test: deps lint build bundles test-vm test-clients
 # reports fail=0.  Console log: tests/vm/out/console.log.  Only some tests:
 # `make test-vm VM_TESTS="pids cpu-max"`.  Takes 1-3 minutes.
 VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file apparmor
-VM_TARGET    := x86_64-unknown-linux-gnu
-VM_BIN       := target/$(VM_TARGET)/release/berth
 VM_TESTS     ?=
-# A static berth links libseccomp statically (libseccomp-sys reads these).
-VM_SECCOMP   := LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu
 
 .PHONY: test-vm
 test-vm: bundles
 	$(call apt_install,$(VM_DEPS))
 	$(call apt_install,$(DEPS))
-	RUSTFLAGS='-C target-feature=+crt-static' $(VM_SECCOMP) $(CARGO) build --release --target $(VM_TARGET)
-	BERTH_STATIC=$(VM_BIN) tests/vm/run.sh $(VM_TESTS)
+	$(CARGO) build --release
+	BERTH_STATIC=$(abspath $(BIN)) tests/vm/run.sh $(VM_TESTS)
 
 # test-clients: real orchestrators drive berth (issue 6): podman 4.3.1 + conmon
 # and containerd 1.6.20 + its runc v2 shim, from Debian's packages, with
@@ -160,7 +159,7 @@ test-vm: bundles
 # Only some cases: `make test-clients CLIENTS_CASES="1 6"`; another berth:
 # `make test-clients CLIENTS_RUNTIME=/abs/path/berth`. Takes well under a minute.
 CLIENTS_DEPS    := podman conmon containerd runc busybox-static
-CLIENTS_RUNTIME ?= $(abspath $(or $(CARGO_TARGET_DIR),target)/release/berth)
+CLIENTS_RUNTIME ?= $(abspath $(BIN))
 CLIENTS_CONTROL ?= /usr/sbin/runc
 CLIENTS_CASES   ?=
 
@@ -185,7 +184,7 @@ test-clients: build bundles
 # `make bench BENCH_ARGS=--quick`.  crun runs (as berth's "ns" rows do) in a
 # private mount namespace with /sys/fs/cgroup re-mounted as pure cgroup2.
 BENCH_DEPS   := hyperfine runc crun time python3 binutils
-BENCH_BIN    := $(or $(CARGO_TARGET_DIR),target)/release/berth
+BENCH_BIN    := $(BIN)
 BENCH_OUT    := $(or $(CARGO_TARGET_DIR),target)/bench
 BENCH_ARGS   ?=
 

@@ -97,10 +97,8 @@ impl Cli {
             }
             if !given("layer_root") {
                 let home = env("HOME").or_else(|| {
-                    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(euid))
-                        .ok()
-                        .flatten()
-                        .map(|u| u.dir)
+                    let passwd = crate::sys::read_to_string("/etc/passwd").ok()?;
+                    crate::sys::passwd_field(&passwd, euid, 5).map(PathBuf::from)
                 });
                 cli.layer_root = rootless_layer_root(env("XDG_DATA_HOME"), home, euid);
             }

@@ -46,7 +46,15 @@ fn main() -> ExitCode {
         sys::close_fds_from(3 + keep);
     }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
-    match commands::dispatch(&cli) {
+    // The commands whose child execs into a container run from a sealed
+    // copy of berth, never from the host's file (CVE-2019-5736).
+    let sealed = match &cli.command {
+        cli::Command::Create(_) | cli::Command::Run(_) | cli::Command::Exec(_) => {
+            sys::reexec_from_sealed_copy()
+        }
+        _ => Ok(()),
+    };
+    match sealed.and_then(|()| commands::dispatch(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let msg = format!("{err:#}");

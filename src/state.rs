@@ -342,7 +342,7 @@ pub struct OciState<'a> {
 /// Start time of a process in clock ticks since boot (field 22 of
 /// `/proc/<pid>/stat`), or None if it does not exist or is a zombie.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and ')': parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();

@@ -8,6 +8,207 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
 
+/// Read a small file whole: one open, usually two reads, no `statx`.
+/// `fs::read_to_string` sizes its buffer by `statx` and, for procfs and
+/// cgroupfs files (which report size 0), grows it from 32 bytes, so a
+/// mountinfo took eight reads; on the start-up path that adds up.
+pub fn read_to_string(path: impl AsRef<std::path::Path>) -> io::Result<String> {
+    use std::io::Read;
+    // Plain reads: `File::read_to_string` would `statx` and `lseek` for a
+    // size hint first.
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Field `field` (0 = name, 5 = home) of the entry for `uid` in the text of
+/// an /etc/passwd file, parsed here as runc does: no NSS, no nscd.
+pub fn passwd_field(passwd: &str, uid: u32, field: usize) -> Option<&str> {
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
+        .map(|f| f[field])
+}
+
+/// Set the effective, permitted and inheritable capability sets (bit masks
+/// of capability numbers) in one `capset(2)`; the `caps` crate spends a
+/// capget and a capset on each set.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // Version 3 takes two 32-bit words per set: low bits first.
+    let data = [
+        Data {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        Data {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and the two data words are live, correctly laid out
+    // (`struct __user_cap_header_struct`, `__user_cap_data_struct[2]`) and
+    // only read by the kernel (the header's version may be written back).
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Drop capability number `cap` from the bounding set. `Ok(false)` when the
+/// running kernel does not know that capability (EINVAL): nothing to drop.
+pub fn capbset_drop(cap: u8) -> io::Result<bool> {
+    // SAFETY: PR_CAPBSET_DROP takes one integer argument and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    match rc {
+        0 => Ok(true),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            e => Err(e),
+        },
+    }
+}
+
+/// CVE-2019-5736: make sure this process runs from a sealed in-memory copy
+/// of the berth binary, re-executing it once if not. The create/run/exec
+/// child is a clone of this process and makes the container's final execve,
+/// where `/proc/self/exe` is still berth: a `#!/proc/self/exe` entrypoint (or
+/// a symlink to it) runs berth's own image inside the container, where a
+/// container process can open its `/proc/<pid>/exe` and, once it exits,
+/// write through it. With a sealed memfd as the image, that write hits the
+/// seals (EPERM) and the host's binary is never reachable. crun and runc
+/// 1.1 do the same ("cloned binary").
+pub fn reexec_from_sealed_copy() -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const SEALS: libc::c_int =
+        libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    let exe = std::fs::File::open("/proc/self/exe").context("open /proc/self/exe")?;
+    // SAFETY: F_GET_SEALS reads the seals of an fd we own; a file that is
+    // not a memfd answers EINVAL.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & SEALS == SEALS {
+        return Ok(());
+    }
+    let name = c"berth";
+    // SAFETY: memfd_create reads a NUL-terminated name and returns a new fd.
+    let raw = unsafe {
+        libc::memfd_create(
+            name.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_EXEC,
+        )
+    };
+    let raw = if raw < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 6.3 know no MFD_EXEC (their memfds are executable).
+        // SAFETY: as above.
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) }
+    } else {
+        raw
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error()).context("memfd_create for berth's sealed copy");
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    let copy = unsafe { OwnedFd::from_raw_fd(raw) };
+    let len = exe.metadata().context("stat /proc/self/exe")?.len();
+    let mut done = 0u64;
+    while done < len {
+        let want = usize::try_from(len - done).unwrap_or(usize::MAX);
+        // SAFETY: in-kernel copy between two fds we own; NULL offset uses
+        // and advances the source's file position.
+        let n = unsafe {
+            libc::sendfile(
+                copy.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                want,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as u64,
+            0 => anyhow::bail!(
+                "copy berth into a memfd: /proc/self/exe ended at {done} of {len} bytes"
+            ),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Err(io::Error::last_os_error()).context("copy berth into a memfd"),
+        }
+    }
+    // SAFETY: F_ADD_SEALS on our memfd; no memory is passed.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
+        return Err(io::Error::last_os_error()).context("seal berth's memfd copy");
+    }
+    let cstrings = |items: Vec<std::ffi::OsString>| -> Result<Vec<std::ffi::CString>> {
+        items
+            .into_iter()
+            .map(|s| std::ffi::CString::new(s.as_bytes()).context("argument with a NUL byte"))
+            .collect()
+    };
+    let argv = cstrings(std::env::args_os().collect())?;
+    let envp = cstrings(
+        std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                kv
+            })
+            .collect(),
+    )?;
+    let ptrs = |v: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+    // SAFETY: the fd is ours; argv/envp are NULL-terminated arrays of
+    // NUL-terminated strings that outlive the call. On success it does not
+    // return.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            copy.as_raw_fd(),
+            c"".as_ptr(),
+            argv_p.as_ptr(),
+            envp_p.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(io::Error::last_os_error()).context("execute berth's sealed memfd copy")
+}
+
 /// `struct clone_args` from `<linux/sched.h>`.
 #[repr(C)]
 #[derive(Default)]

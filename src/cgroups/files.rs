@@ -36,7 +36,8 @@ pub fn write_path(path: &Path, value: &str) -> Result<()> {
 
 pub fn read_file(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
-    fs::read_to_string(&path).map_err(|e| anyhow!("read {}: {}", path.display(), os_reason(&e)))
+    crate::sys::read_to_string(&path)
+        .map_err(|e| anyhow!("read {}: {}", path.display(), os_reason(&e)))
 }
 
 /// Read a file holding one unsigned number (or `max`, read as `u64::MAX`).
@@ -64,9 +65,16 @@ pub fn parse_flat_keyed(text: &str) -> Vec<(String, u64)> {
 
 /// Make every missing directory from `dir` up to (not including) an existing
 /// ancestor, returning the ones made, top-down, so a failed create can remove
-/// exactly those. ENOENT is retried a few times: a concurrent `destroy` of a
-/// sibling may prune a shared parent (`…/berth`) between our mkdirs.
+/// exactly those. The leaf is tried first: its parent usually exists. ENOENT
+/// is retried a few times: another runtime may remove a parent between our
+/// mkdirs.
 pub fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::create_dir(dir) {
+        Ok(()) => return Ok(vec![dir.to_path_buf()]),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!("mkdir {}: {}", dir.display(), os_reason(&e))),
+    }
     let mut made = Vec::new();
     for _ in 0..5 {
         let mut missing = Vec::new();
@@ -140,18 +148,6 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// rmdir empty ancestors of `dir` strictly below `stop`; stops quietly at the
-/// first one that is busy or not empty (another container still uses it).
-pub fn prune_parents(dir: &Path, stop: &Path) {
-    let mut cur = dir.parent();
-    while let Some(p) = cur {
-        if p == stop || !p.starts_with(stop) || fs::remove_dir(p).is_err() {
-            return;
-        }
-        cur = p.parent();
-    }
-}
-
 /// The OS reason alone (`Invalid argument`), without Rust's `(os error 22)`.
 pub fn os_reason(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -220,9 +216,13 @@ mod tests {
         );
         assert!(make_dirs(&leaf).unwrap().is_empty());
         remove_tree(&t.path().join("a/b")).unwrap();
-        prune_parents(&t.path().join("a/b"), t.path());
-        assert!(!t.path().join("a").exists());
-        assert!(t.path().exists());
+        assert!(!t.path().join("a/b").exists());
+        assert!(t.path().join("a").exists());
+        // The usual case, a parent that exists: one mkdir.
+        assert_eq!(
+            make_dirs(&t.path().join("a/d")).unwrap(),
+            vec![t.path().join("a/d")]
+        );
     }
 
     #[test]

@@ -57,8 +57,6 @@ struct Node {
     /// Where v2 controllers are enabled from, downwards: the caller's own
     /// cgroup, or the hierarchy's root for an absolute path.
     top: PathBuf,
-    /// `destroy` prunes empty parents strictly below this one.
-    keep: PathBuf,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -98,25 +96,16 @@ impl Cgroup {
                         probe::dir_in_mount(m, own_path.map_or(Path::new("/"), |p| p.as_path()));
                     Node {
                         path: top.join(rel),
-                        keep: top.clone(),
                         top,
                     }
                 }
-                Target::Absolute(p) => {
-                    let path = probe::dir_in_mount(m, p);
-                    let keep = path
-                        .parent()
-                        .map_or_else(|| m.point.clone(), Path::to_path_buf);
-                    Node {
-                        path,
-                        top: m.point.clone(),
-                        keep,
-                    }
-                }
+                Target::Absolute(p) => Node {
+                    path: probe::dir_in_mount(m, p),
+                    top: m.point.clone(),
+                },
                 Target::Systemd(p) => Node {
                     path: probe::dir_in_mount(m, p),
                     top: m.point.clone(),
-                    keep: m.point.clone(),
                 },
             }
         };
@@ -524,16 +513,15 @@ impl Cgroup {
         }
     }
 
-    /// Remove the cgroup directories (sub-cgroups first) and then empty
-    /// parents up to the caller's cgroup; absent is fine.
+    /// Remove the container's own cgroup directories (sub-cgroups first);
+    /// absent is fine. Parents stay, as runc and podman leave theirs: the
+    /// shared `…/berth` is made once and reused, instead of a mkdir and a
+    /// rmdir in every hierarchy on every run (about 0.8 ms on a hybrid host).
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for node in self.nodes() {
-            match files::remove_tree(&node.path) {
-                Ok(()) => files::prune_parents(&node.path, &node.keep),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+            if let Err(e) = files::remove_tree(&node.path) {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)

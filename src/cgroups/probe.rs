@@ -65,7 +65,7 @@ pub fn probe_layout() -> Result<Layout> {
         nix::sys::statfs::statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
     let pure_v2 = st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
     let text =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        crate::sys::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let mut layout = parse_mountinfo(&text);
     layout.pure_v2 = pure_v2;
     if pure_v2 {
@@ -88,7 +88,7 @@ pub fn probe_layout() -> Result<Layout> {
 }
 
 pub fn read_own_cgroups() -> Result<OwnCgroups> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let text = crate::sys::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     Ok(parse_proc_cgroup(&text))
 }
 

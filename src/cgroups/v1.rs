@@ -241,13 +241,26 @@ pub fn write_one(dir: &Path, w: &Write) -> Result<()> {
 /// it until they are set: copy them down from the nearest ancestor, for each
 /// directory in `made` (top-down).
 pub fn init_cpuset(made: &[PathBuf]) -> Result<()> {
-    for dir in made {
-        let Some(parent) = dir.parent() else { continue };
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if read_file(dir, file)?.trim().is_empty() {
-                let value = read_file(parent, file)?;
-                write_file(dir, file, value.trim())?;
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        // The value of the level above, carried down the chain: each file
+        // is read once per level, the parent of the first level only if
+        // that one is empty.
+        let mut above: Option<String> = None;
+        for dir in made {
+            let own = read_file(dir, file)?.trim().to_string();
+            if !own.is_empty() {
+                above = Some(own);
+                continue;
             }
+            let value = match above.take() {
+                Some(v) => v,
+                None => {
+                    let Some(parent) = dir.parent() else { continue };
+                    read_file(parent, file)?.trim().to_string()
+                }
+            };
+            write_file(dir, file, &value)?;
+            above = Some(value);
         }
     }
     Ok(())

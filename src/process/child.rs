@@ -284,13 +284,8 @@ fn add_home(env: &mut Vec<String>, uid: u32) {
     if env.iter().any(|e| e.starts_with("HOME=")) {
         return;
     }
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let home = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 5 && f[2].parse() == Ok(uid))
-        .map(|f| f[5].to_string())
-        .unwrap_or_else(|| "/".into());
+    let passwd = sys::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = sys::passwd_field(&passwd, uid, 5).unwrap_or("/");
     env.push(format!("HOME={home}"));
 }
 

@@ -197,9 +197,9 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
         )
     })?;
     let proc_cgroup =
-        std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+        crate::sys::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        crate::sys::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let dir = root.open_in(&op.dest, OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)?;
     for (name, source) in plan_v1(&proc_cgroup, &mountinfo) {
         let dest = op.dest.join(&name);

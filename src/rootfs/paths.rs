@@ -128,6 +128,8 @@ impl Root {
 
     /// Walk `rel` one component at a time, each prefix resolved afresh in the
     /// root, so a symlink met on the way is followed inside the root only.
+    /// Called after `rel` itself was found missing; its parent usually
+    /// exists, so the walk starts there when it does.
     fn create(&self, rel: &Path, kind: Kind, lookup: Lookup) -> Result<OwnedFd> {
         let names: Vec<&OsStr> = rel
             .components()
@@ -136,20 +138,39 @@ impl Root {
                 _ => None,
             })
             .collect();
-        let mut parent =
-            self.open_in(Path::new("."), OFlag::O_PATH | OFlag::O_DIRECTORY, lookup)?;
+        let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let mut prefix = PathBuf::with_capacity(rel.as_os_str().len());
-        for (i, name) in names.iter().enumerate() {
-            prefix.push(name);
+        let mut start = 0;
+        let mut parent = None;
+        if let Some((_, above)) = names.split_last().filter(|(_, a)| !a.is_empty()) {
+            prefix.extend(above);
             match self.open_in(&prefix, OFlag::O_PATH, lookup) {
                 Ok(fd) => {
-                    parent = fd;
-                    continue;
+                    parent = Some(fd);
+                    start = above.len();
                 }
-                Err(SysError(Errno::ENOENT)) => {}
+                Err(SysError(Errno::ENOENT)) => prefix.clear(),
                 Err(e) => return Err(e.into()),
             }
+        }
+        let mut parent = match parent {
+            Some(fd) => fd,
+            None => self.open_in(Path::new("."), dir, lookup)?,
+        };
+        for (i, name) in names.iter().enumerate().skip(start) {
+            prefix.push(name);
             let last = i + 1 == names.len();
+            // The last component was just found missing by `ensure`.
+            if !last {
+                match self.open_in(&prefix, OFlag::O_PATH, lookup) {
+                    Ok(fd) => {
+                        parent = fd;
+                        continue;
+                    }
+                    Err(SysError(Errno::ENOENT)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let made = if last && kind == Kind::File {
                 // O_EXCL|O_NOFOLLOW: never open through a symlink planted here.
                 syscalls::openat(

@@ -115,25 +115,26 @@ pub fn drop_bounding(c: Option<&LinuxCapabilities>) -> Result<()> {
         Some(c) => to_caps(c.bounding()).context("process.capabilities.bounding")?,
         None => CapsHashSet::new(),
     };
-    let supported = caps::runtime::thread_all_supported();
-    for cap in supported.difference(&bounding) {
-        caps::drop(None, CapSet::Bounding, *cap)
+    // Every capability berth knows, minus the kept ones, dropped blind: one
+    // prctl each, without first probing which ones this kernel supports.
+    for cap in caps::all().difference(&bounding) {
+        sys::capbset_drop(cap.index())
             .with_context(|| format!("drop {cap} from the bounding set"))?;
     }
     Ok(())
 }
 
-/// Apply the other four sets, after `set_user`: effective (shrinking it
-/// before permitted), permitted, inheritable, and finally ambient, which must
-/// be a subset of permitted and inheritable.
+/// Apply the other four sets, after `set_user`: effective, permitted and
+/// inheritable in one capset, then ambient, which must be a subset of
+/// permitted and inheritable.
 pub fn set_capabilities(c: &LinuxCapabilities) -> Result<()> {
     let effective = to_caps(c.effective()).context("process.capabilities.effective")?;
     let permitted = to_caps(c.permitted()).context("process.capabilities.permitted")?;
     let inheritable = to_caps(c.inheritable()).context("process.capabilities.inheritable")?;
     let ambient = to_caps(c.ambient()).context("process.capabilities.ambient")?;
-    caps::set(None, CapSet::Effective, &effective).context("set effective capabilities")?;
-    caps::set(None, CapSet::Permitted, &permitted).context("set permitted capabilities")?;
-    caps::set(None, CapSet::Inheritable, &inheritable).context("set inheritable capabilities")?;
+    let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
+    sys::capset(mask(&effective), mask(&permitted), mask(&inheritable))
+        .context("set the effective, permitted and inheritable capabilities")?;
     caps::clear(None, CapSet::Ambient).context("clear ambient capabilities")?;
     // The kernel only raises an ambient capability that is both permitted and
     // inheritable. runc's default spec lists ambient ones without an

@@ -2,7 +2,7 @@
 """Real orchestrators drive an OCI runtime: podman 4.3.1 (+ conmon) and
 containerd 1.6.20 (+ its runc v2 shim), from Debian's packages.
 
-    tests/clients/run.py                      # berth: $RUNTIME or target/release/berth
+    tests/clients/run.py                      # berth: $RUNTIME or target/x86_64-unknown-linux-gnu/release/berth
     RUNTIME=/usr/sbin/runc tests/clients/run.py   # the same suite against runc
     tests/clients/run.py --runtime /usr/sbin/runc 3 6   # only cases 3 and 6
     KEEP=1 tests/clients/run.py               # keep the temp dir (logs) afterwards
@@ -791,7 +791,8 @@ CASES = ["1", "1b", "1c", "2", "3", "4", "5", "6", "8"]
 
 def main():
     args = sys.argv[1:]
-    runtime = os.environ.get("RUNTIME") or os.path.join(REPO, "target", "release", "berth")
+    runtime = os.environ.get("RUNTIME") or os.path.join(
+        REPO, "target", "x86_64-unknown-linux-gnu", "release", "berth")
     if args[:1] == ["--runtime"]:
         runtime, args = args[1], args[2:]
     runtime = os.path.abspath(runtime)
