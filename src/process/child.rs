@@ -255,24 +255,34 @@ pub fn exec_prepared(
     before_exec: impl FnOnce() -> Result<()>,
 ) -> Result<Infallible> {
     let nnp = process.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
-    // the process may be about to drop: load it now, as runc does.
-    if let (Some(filter), false) = (seccomp, nnp) {
-        security::seccomp::load(filter, state)?;
+    let apparmor = || match process.apparmor_profile() {
+        Some(profile) => security::apparmor::apply_on_exec(profile),
+        None => Ok(()),
+    };
+    if !nnp {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+        // the process is about to drop: load it now, as runc does. The
+        // AppArmor label goes first, so the filter cannot refuse the procfs
+        // open, fstatfs and write that set it (runc's order too). The start
+        // hooks then run under both, as they do with runc.
+        apparmor()?;
+        if let Some(filter) = seccomp {
+            security::seccomp::load(filter, state)?;
+        }
     }
     drop_privileges(process)?;
     before_exec()?;
     reset_signals()?;
     // Everything but stdio and the preserved fds is closed at execve.
     sys::cloexec_fds_from(3 + preserve_fds)?;
-    // The AppArmor profile takes effect at execve; set after the start hooks
-    // (which a fork would otherwise run under it), as late as runc does.
-    if let Some(profile) = process.apparmor_profile() {
-        security::apparmor::apply_on_exec(profile)?;
-    }
-    // Seccomp last: only execve runs under it on berth's side.
-    if let (Some(filter), true) = (seccomp, nnp) {
-        security::seccomp::load(filter, state)?;
+    if nnp {
+        // The AppArmor profile takes effect at execve; set after the start
+        // hooks (which a fork would otherwise run under it).
+        apparmor()?;
+        // Seccomp last: only execve runs under it on berth's side.
+        if let Some(filter) = seccomp {
+            security::seccomp::load(filter, state)?;
+        }
     }
     let Err(err) = execve(&p.exe, &p.argv, &p.envp);
     let name = p.argv.first().map(|a| a.to_string_lossy().into_owned());

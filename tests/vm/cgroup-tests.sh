@@ -396,7 +396,7 @@ t_delete_paused() {
 # test profile (tests/vm/apparmor-profile, compiled on the host by
 # mkinitramfs.sh) allows everything but writing /tmp/denied.
 t_apparmor() {
-  local aa=/sys/kernel/security/apparmor en bd bd2 out rc
+  local aa=/sys/kernel/security/apparmor en bd bd2 bd3 out rc
   en=$(cat /sys/module/apparmor/parameters/enabled 2>&1)
   [ "$en" = Y ] || skip "AppArmor is not enabled in the VM kernel (/sys/module/apparmor/parameters/enabled: $en)"
   [ -e "$aa/.load" ] || skip "no $aa/.load (securityfs: $(grep securityfs /proc/mounts))"
@@ -431,6 +431,23 @@ t_apparmor() {
   note "exec --apparmor: $out"
   echo "$out" | grep -qx 'berth-test (enforce)' || fail "exec --apparmor: not confined: $out"
   echo "$out" | grep -q denied-written && fail "exec --apparmor: writing /tmp/denied succeeded: $out"
+  # Without noNewPrivileges the filter is loaded while berth still holds
+  # CAP_SYS_ADMIN, before the capabilities are dropped. The label must be set
+  # before that: this filter refuses fstatfs, which berth's procfs check on
+  # the attr file needs (it failed when the filter went first).
+  bd3=$(bundle aa-scmp \
+    's#"process":[[:space:]]*\{#"process": {"apparmorProfile": "berth-test", #' \
+    's#"noNewPrivileges":[[:space:]]*true#"noNewPrivileges": false#' \
+    's#"linux":[[:space:]]*\{#"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["fstatfs", "statfs"], "action": "SCMP_ACT_ERRNO"}]}, #')
+  grep -q '"noNewPrivileges": false' "$bd3/config.json" || fail "test bug: noNewPrivileges not cleared"
+  out=$(b run -b "$bd3" vm-aa-scmp sh -c '
+    echo "label=$(cat /proc/self/attr/current)"
+    stat -f / >/dev/null 2>&1 && echo statfs-allowed
+    true' 2>&1 </dev/null); rc=$?
+  note "no_new_privs=false + seccomp: rc=$rc output: $out"
+  [ $rc = 0 ] || fail "run without noNewPrivileges, with seccomp and a profile, exited $rc: $out"
+  echo "$out" | grep -qx 'label=berth-test (enforce)' || fail "nnp=false + seccomp: not confined: $out"
+  echo "$out" | grep -q statfs-allowed && fail "nnp=false: the seccomp filter is not applied: $out"
   # A profile the kernel does not have fails at exec, with its name.
   out=$(b run -b "$(bundle nope 's#"process":[[:space:]]*\{#"process": {"apparmorProfile": "berth-no-such-profile", #')" \
     vm-aa-nope true 2>&1 </dev/null); rc=$?
