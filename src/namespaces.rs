@@ -42,6 +42,11 @@ pub struct Plan {
     pub parent_joins: Vec<(CloneFlags, PathBuf)>,
     /// Namespaces the child joins, in spec order.
     pub child_joins: Vec<(CloneFlags, PathBuf)>,
+    /// With a new user namespace: the namespaces other than mount joined by
+    /// path, entered before the clone by a helper that still has the host's
+    /// privileges. From inside the new user namespace the child could not
+    /// join them: they are owned by another one (runc joins first too).
+    pub pre_user_joins: Vec<(CloneFlags, PathBuf)>,
 }
 
 pub fn plan(spec: &Spec) -> Plan {
@@ -71,6 +76,13 @@ pub fn plan(spec: &Spec) -> Plan {
                 }
             },
         }
+    }
+    if p.new_user {
+        let (mount, others) = std::mem::take(&mut p.child_joins)
+            .into_iter()
+            .partition(|(flag, _)| *flag == CloneFlags::CLONE_NEWNS);
+        p.child_joins = mount;
+        p.pre_user_joins = others;
     }
     p
 }
@@ -270,7 +282,7 @@ pub fn become_root() -> Result<()> {
 /// Whether this process runs in a user namespace other than the host's:
 /// the initial one maps every id to itself.
 pub fn in_user_ns() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
+    crate::sys::read_to_string("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false)
 }
@@ -278,7 +290,7 @@ pub fn in_user_ns() -> bool {
 /// Whether setgroups(2) is denied in our user namespace (a rootless one):
 /// then the supplementary groups cannot be changed at all.
 pub fn setgroups_denied() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+    crate::sys::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 /// Clone the container process inside the user namespace at `path`: see
@@ -368,6 +380,26 @@ mod tests {
         assert_eq!(p.child_joins.len(), 1);
         assert_eq!(p.child_joins[0].0, CloneFlags::CLONE_NEWNET);
         assert!(p.parent_joins.is_empty());
+    }
+
+    #[test]
+    fn with_a_new_user_namespace_paths_are_joined_before_it() {
+        let p = plan(&spec_with(
+            r#"[{"type":"user"},{"type":"network","path":"/proc/1/ns/net"},
+                {"type":"mount","path":"/proc/1/ns/mnt"},{"type":"ipc","path":"/proc/1/ns/ipc"}]"#,
+        ));
+        assert!(p.new_user);
+        let flags = |j: &[(CloneFlags, PathBuf)]| j.iter().map(|(f, _)| *f).collect::<Vec<_>>();
+        assert_eq!(
+            flags(&p.pre_user_joins),
+            [CloneFlags::CLONE_NEWNET, CloneFlags::CLONE_NEWIPC]
+        );
+        assert_eq!(flags(&p.child_joins), [CloneFlags::CLONE_NEWNS]);
+        // Without one, the child joins them all itself.
+        let p = plan(&spec_with(
+            r#"[{"type":"network","path":"/proc/1/ns/net"}]"#,
+        ));
+        assert!(p.pre_user_joins.is_empty() && p.child_joins.len() == 1);
     }
 
     #[test]

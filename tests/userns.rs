@@ -105,6 +105,59 @@ fn root_made_user_namespace_maps_container_root_to_100000() {
     env.assert_gone(&id);
 }
 
+/// A new user namespace together with a network namespace owned by the
+/// host's user namespace, joined by path (a pod's netns): joined before the
+/// user namespace is made, as runc does; from inside it the kernel refuses.
+#[test]
+fn new_user_namespace_joins_a_host_owned_network_namespace() {
+    /// Kills the namespace's holder when the test ends, also on failure.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Kill(
+        Command::new("unshare")
+            .args(["--net", "sleep", "60"])
+            .spawn()
+            .expect("spawn unshare --net sleep"),
+    );
+    let own_net = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+    // Wait until unshare has made the namespace (then it execs sleep).
+    let ns_path = format!("/proc/{}/ns/net", holder.0.id());
+    let mut target = own_net.clone();
+    for _ in 0..200 {
+        target = std::fs::read_link(&ns_path).expect("holder netns");
+        if target != own_net {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_ne!(target, own_net, "unshare --net made no namespace");
+    let env = Env::with_config(|cfg| {
+        let linux = &mut cfg["linux"];
+        let namespaces = linux["namespaces"].as_array_mut().expect("namespaces");
+        namespaces.retain(|n| n["type"] != "network");
+        namespaces.push(serde_json::json!({"type": "user"}));
+        namespaces.push(serde_json::json!({"type": "network", "path": ns_path}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": HOST_ROOT, "size": 65536}]);
+        linux["uidMappings"] = map.clone();
+        linux["gidMappings"] = map;
+    });
+    std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tmp");
+    let id = env.id("userns-netjoin");
+    let out = env.run(&id, &["sh", "-c", "readlink /proc/self/ns/net; id -u"]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next().map(PathBuf::from), Some(target), "{text}");
+    assert_eq!(lines.next(), Some("0"), "{text}");
+    env.assert_gone(&id);
+}
+
 #[test]
 fn id_maps_a_caller_may_not_write_are_refused_before_anything_is_made() {
     let env = Env::with_config(|cfg| {

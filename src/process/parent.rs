@@ -158,6 +158,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
     let cloned = match &ns.join_user {
         Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
+        None if !ns.pre_user_joins.is_empty() => {
+            namespaces::clone_entered(|| namespaces::join(&ns.pre_user_joins), ns.clone_flags)?
+        }
         None => sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))?,
     };
     let Some(pid) = cloned else {
