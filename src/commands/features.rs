@@ -194,7 +194,9 @@ fn features() -> Features {
             apparmor: Enabled {
                 enabled: crate::security::apparmor::enabled(),
             },
-            selinux: Enabled { enabled: false },
+            selinux: Enabled {
+                enabled: crate::security::selinux::enabled(),
+            },
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },

@@ -270,6 +270,10 @@ pub fn exec_prepared(
     if let Some(profile) = process.apparmor_profile() {
         security::apparmor::apply_on_exec(profile)?;
     }
+    // The SELinux context likewise: the setup above ran in berth's own.
+    if let Some(label) = process.selinux_label() {
+        security::selinux::apply_on_exec("process.selinuxLabel", label)?;
+    }
     // Seccomp last: only execve runs under it on berth's side.
     if let (Some(filter), true) = (seccomp, nnp) {
         security::seccomp::load(filter, state)?;
