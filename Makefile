@@ -139,9 +139,12 @@ test: deps lint build bundles test-vm test-clients
 # kernel: Debian's kernel booted under qemu (TCG: nested KVM hangs here) with
 # an initramfs holding a static berth, busybox, overlay.ko and the busybox
 # bundle.  tests/vm/run.sh builds the initramfs, boots, and fails unless the VM
-# reports fail=0.  Console log: tests/vm/out/console.log.  Only some tests:
-# `make test-vm VM_TESTS="pids cpu-max"`.  Takes 1-3 minutes.
-VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file apparmor
+# reports fail=0.  Console log: tests/vm/out/console.log.  A second boot with
+# security=selinux (AppArmor off) runs only the selinux test, with a small
+# policy compiled by checkpolicy (console: tests/vm/out/console-selinux.log).
+# Only some tests: `make test-vm VM_TESTS="pids cpu-max"` (the selinux boot
+# runs when VM_TESTS is empty or names selinux).  Takes 1-3 minutes.
+VM_DEPS      := qemu-system-x86 linux-image-amd64 cpio busybox-static file apparmor checkpolicy
 VM_TESTS     ?=
 
 .PHONY: test-vm

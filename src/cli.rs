@@ -331,7 +331,7 @@ pub struct ExecArgs {
     /// Pass this many extra fds (3, 4, …) to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// SELinux label (accepted; refused if set, no SELinux support yet)
+    /// SELinux label of the process (must be valid in the loaded policy; needs SELinux on the host)
     #[arg(long)]
     pub process_label: Option<String>,
     /// AppArmor profile of the process (must be loaded; needs AppArmor on the host)

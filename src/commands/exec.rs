@@ -21,13 +21,8 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<u8> {
         Status::Paused => bail!("cannot exec in a paused container {}", args.id),
         other => bail!("cannot exec in a {other} container {}", args.id),
     }
-    for (flag, value) in [
-        ("--process-label", &args.process_label),
-        ("--cgroup", &args.cgroup),
-    ] {
-        if value.is_some() {
-            bail!("{flag} is not supported yet");
-        }
+    if args.cgroup.is_some() {
+        bail!("--cgroup is not supported yet");
     }
     let mut process = build_process(args, st.process.clone().unwrap_or_default())?;
     // runc: the exec'd process keeps the container's profile unless --apparmor
@@ -37,6 +32,13 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<u8> {
     }
     if let Some(profile) = process.apparmor_profile() {
         crate::security::apparmor::check(profile)?;
+    }
+    // Likewise the SELinux label and --process-label.
+    if let Some(label) = &args.process_label {
+        crate::security::selinux::check("--process-label", label)?;
+        process.selinux_label = Some(label.clone());
+    } else if let Some(label) = process.selinux_label() {
+        crate::security::selinux::check("process.selinuxLabel", label)?;
     }
     let console = console_target(
         process.terminal().unwrap_or(false),

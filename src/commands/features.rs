@@ -194,7 +194,9 @@ fn features() -> Features {
             apparmor: Enabled {
                 enabled: crate::security::apparmor::enabled(),
             },
-            selinux: Enabled { enabled: false },
+            selinux: Enabled {
+                enabled: crate::security::selinux::enabled(),
+            },
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },
@@ -243,6 +245,15 @@ mod tests {
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x == "SCMP_ACT_NOTIFY")));
         assert_eq!(doc["linux"]["cgroup"]["systemd"], false);
+        // The LSMs say whether berth can apply their labels on this host.
+        assert_eq!(
+            doc["linux"]["apparmor"]["enabled"],
+            crate::security::apparmor::enabled()
+        );
+        assert_eq!(
+            doc["linux"]["selinux"]["enabled"],
+            crate::security::selinux::enabled()
+        );
         assert_eq!(doc["annotations"][ANNOTATION_ROOTFS], "overlay|bind");
         let namespaces: Vec<&str> = doc["linux"]["namespaces"]
             .as_array()

@@ -255,17 +255,24 @@ pub fn exec_prepared(
     before_exec: impl FnOnce() -> Result<()>,
 ) -> Result<Infallible> {
     let nnp = process.no_new_privileges().unwrap_or(false);
-    let apparmor = || match process.apparmor_profile() {
-        Some(profile) => security::apparmor::apply_on_exec(profile),
-        None => Ok(()),
+    // The exec labels (AppArmor profile, SELinux context) take effect at
+    // execve; everything before them runs under berth's own.
+    let labels = || -> Result<()> {
+        if let Some(profile) = process.apparmor_profile() {
+            security::apparmor::apply_on_exec(profile)?;
+        }
+        if let Some(label) = process.selinux_label() {
+            security::selinux::apply_on_exec("process.selinuxLabel", label)?;
+        }
+        Ok(())
     };
     if !nnp {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
         // the process is about to drop: load it now, as runc does. The
-        // AppArmor label goes first, so the filter cannot refuse the procfs
-        // open, fstatfs and write that set it (runc's order too). The start
+        // labels go first, so the filter cannot refuse the procfs open,
+        // fstatfs and write that set them (runc's order too). The start
         // hooks then run under both, as they do with runc.
-        apparmor()?;
+        labels()?;
         if let Some(filter) = seccomp {
             security::seccomp::load(filter, state)?;
         }
@@ -276,10 +283,9 @@ pub fn exec_prepared(
     // Everything but stdio and the preserved fds is closed at execve.
     sys::cloexec_fds_from(3 + preserve_fds)?;
     if nnp {
-        // The AppArmor profile takes effect at execve; set after the start
-        // hooks (which a fork would otherwise run under it).
-        apparmor()?;
-        // Seccomp last: only execve runs under it on berth's side.
+        // Labels after the start hooks (which a fork would otherwise run
+        // under them), and seccomp last: only execve runs under it.
+        labels()?;
         if let Some(filter) = seccomp {
             security::seccomp::load(filter, state)?;
         }

@@ -182,16 +182,17 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
     let flags = op.opts.flags;
     // The tmpfs stays writable until the binds and symlinks are in.
     let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
+    let data = crate::security::selinux::mount_data("mode=755", op.label.as_deref());
     syscalls::mount(
         Some(Path::new("tmpfs")),
         &fd_path(target.as_fd()),
         Some("tmpfs"),
         tmpfs_flags,
-        Some("mode=755"),
+        Some(&data),
     )
     .with_context(|| {
         format!(
-            "mount tmpfs on {} (flags {})",
+            "mount tmpfs on {} (flags {}, data {data})",
             op.dest.display(),
             syscalls::flags_str(tmpfs_flags)
         )

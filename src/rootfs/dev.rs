@@ -18,6 +18,7 @@ use super::mounts::{Action, MountOp};
 use super::options::parse_options;
 use super::paths::{clean, Kind, Lookup, Root};
 use super::syscalls::{self, fd_path, SysError};
+use crate::security::selinux;
 
 /// The devices every container gets, as runc and crun give them.
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
@@ -64,15 +65,19 @@ pub fn dev_mount(ops: &[MountOp]) -> DevMount {
     }
 }
 
-/// The `/dev` mount berth adds when the spec has none: runc's default one.
-pub fn default_dev_mount() -> MountOp {
+/// The `/dev` mount berth adds when the spec has none: runc's default one,
+/// with `linux.mountLabel` as its context.
+pub fn default_dev_mount(label: Option<&str>) -> MountOp {
+    let mut opts = parse_options(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
+    opts.data = selinux::mount_data(&opts.data, label);
     MountOp {
         dest: PathBuf::from("/dev"),
         action: Action::Fs {
             fstype: "tmpfs".into(),
             source: "tmpfs".into(),
         },
-        opts: parse_options(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        opts,
+        label: label.map(str::to_string),
     }
 }
 
@@ -279,7 +284,7 @@ mod tests {
     #[test]
     fn dev_mount_kind_follows_last_mount() {
         assert_eq!(dev_mount(&[]), DevMount::Missing);
-        let mut ops = vec![default_dev_mount()];
+        let mut ops = vec![default_dev_mount(None)];
         assert_eq!(dev_mount(&ops), DevMount::Tmpfs);
         ops.push(MountOp {
             dest: PathBuf::from("/dev"),
@@ -287,11 +292,16 @@ mod tests {
                 source: PathBuf::from("/dev"),
             },
             opts: parse_options(&["rbind"]),
+            label: None,
         });
         assert_eq!(dev_mount(&ops), DevMount::Host);
         assert_eq!(
-            default_dev_mount().describe(),
+            default_dev_mount(None).describe(),
             "mount tmpfs on /dev (flags nosuid|strictatime, data mode=755,size=65536k)"
+        );
+        assert_eq!(
+            default_dev_mount(Some("u:object_r:t:s0:c1,c2")).describe(),
+            r#"mount tmpfs on /dev (flags nosuid|strictatime, data mode=755,size=65536k,context="u:object_r:t:s0:c1,c2")"#
         );
     }
 

@@ -40,7 +40,8 @@ fn open_dev_null(root: &Root) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-pub fn mask_paths(root: &Root, paths: &[String]) -> Result<()> {
+/// `label`: linux.mountLabel, the context of the tmpfs over a directory.
+pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
@@ -60,15 +61,21 @@ pub fn mask_paths(root: &Root, paths: &[String]) -> Result<()> {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             let flags =
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let data = crate::security::selinux::mount_data("", label);
+            let data = (!data.is_empty()).then_some(data.as_str());
             syscalls::mount(
                 Some(Path::new("tmpfs")),
                 &target,
                 Some("tmpfs"),
                 flags,
-                None,
+                data,
             )
             .with_context(|| {
-                format!("mount tmpfs on {p} (flags {})", syscalls::flags_str(flags))
+                let with = data.map(|d| format!(", data {d}")).unwrap_or_default();
+                format!(
+                    "mount tmpfs on {p} (flags {}{with})",
+                    syscalls::flags_str(flags)
+                )
             })?;
         } else {
             syscalls::mount(Some(&null_path), &target, None, MsFlags::MS_BIND, None)

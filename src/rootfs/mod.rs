@@ -85,6 +85,8 @@ struct Plan<'s> {
     readonly: &'s [String],
     readonly_root: bool,
     root_propagation: Option<MsFlags>,
+    /// `linux.mountLabel`, for the mounts berth adds itself.
+    label: Option<&'s str>,
 }
 
 fn plan<'s>(spec: &'s Spec, bundle: &Path) -> Result<Plan<'s>> {
@@ -112,6 +114,7 @@ fn plan<'s>(spec: &'s Spec, bundle: &Path) -> Result<Plan<'s>> {
             .unwrap_or(false),
         root_propagation,
         mounts,
+        label: mounts::mount_label(spec),
     })
 }
 
@@ -145,7 +148,7 @@ pub fn setup(cfg: &RootfsConfig) -> Result<()> {
     let root = paths::Root::open(&new_root)?;
     // A fresh /dev first, since the spec's mounts may go under it (/dev/pts).
     if plan.dev == dev::DevMount::Missing {
-        mounts::apply_mounts(&root, &[dev::default_dev_mount()])?;
+        mounts::apply_mounts(&root, &[dev::default_dev_mount(plan.label)])?;
     }
     // The spec's mounts, in order (/proc and /sys refuse symlinks and planted mounts).
     mounts::apply_mounts(&root, &plan.mounts)?;
@@ -155,7 +158,7 @@ pub fn setup(cfg: &RootfsConfig) -> Result<()> {
     }
     // Hide kernel interfaces, then freeze the read-only ones. Done before
     // pivot_root so /proc/self/fd/N names work even without a container /proc.
-    masked::mask_paths(&root, plan.masked)?;
+    masked::mask_paths(&root, plan.masked, plan.label)?;
     masked::readonly_paths(&root, plan.readonly)?;
     // root.readonly: the root mount only, not the mounts on it (/dev, /proc...).
     if plan.readonly_root {

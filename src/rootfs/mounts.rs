@@ -18,6 +18,7 @@ use super::copyup;
 use super::options::{parse_options, MountOptions};
 use super::paths::{clean, Kind, Lookup, Root};
 use super::syscalls::{self, fd_path};
+use crate::security::selinux;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -35,6 +36,10 @@ pub struct MountOp {
     pub dest: PathBuf,
     pub action: Action,
     pub opts: MountOptions,
+    /// `linux.mountLabel`, for what takes it other than as `context=` in
+    /// `opts.data` (already there where it belongs): the root of an mqueue
+    /// mount, the tmpfs under a v1 cgroup mount.
+    pub label: Option<String>,
 }
 
 impl MountOp {
@@ -78,6 +83,7 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
     let Some(mounts) = spec.mounts() else {
         return Ok(Vec::new());
     };
+    let label = mount_label(spec);
     let mut ops = Vec::with_capacity(mounts.len());
     for (i, m) in mounts.iter().enumerate() {
         let dest = clean(m.destination());
@@ -124,9 +130,27 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountOp>> {
         if dest == Path::new("/sys") {
             sys_rbind_readonly(&mut opts);
         }
-        ops.push(MountOp { dest, action, opts });
+        if let Action::Fs { fstype, .. } = &action {
+            if selinux::takes_context(fstype) {
+                opts.data = selinux::mount_data(&opts.data, label);
+            }
+        }
+        ops.push(MountOp {
+            dest,
+            action,
+            opts,
+            label: label.map(str::to_string),
+        });
     }
     Ok(ops)
+}
+
+/// `linux.mountLabel`, if set and not empty.
+pub fn mount_label(spec: &Spec) -> Option<&str> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty())
 }
 
 fn sys_rbind_readonly(opts: &mut MountOptions) {
@@ -203,6 +227,9 @@ fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
                 }
                 r => r?,
             }
+            if let (Some(label), "mqueue") = (&op.label, fstype.as_str()) {
+                label_mount_root(root, op, label)?;
+            }
             if op.opts.tmpcopyup && fstype == "tmpfs" {
                 // `target` still names the directory under the new mount.
                 let fresh = root.ensure(&op.dest, Kind::Dir, op.lookup())?;
@@ -212,6 +239,19 @@ fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
         }
         Action::Cgroup => cgroup::mount_cgroup(root, op),
     }
+}
+
+/// runc's way for a filesystem that cannot take `context=`: the label on
+/// the root directory of the fresh mount.
+fn label_mount_root(root: &Root, op: &MountOp, label: &str) -> Result<()> {
+    let dir = root
+        .open_in(
+            &op.dest,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            op.lookup(),
+        )
+        .with_context(|| format!("open {} after mounting", root.display(&op.dest)))?;
+    selinux::set_file_label(dir.as_fd(), label, &op.dest.display().to_string())
 }
 
 /// The host's /sys, rbound with the sysfs mount's flags, read-only
@@ -475,5 +515,51 @@ mod tests {
                 source: "cgroup2".into()
             }
         );
+    }
+
+    #[test]
+    fn mount_label_is_the_context_of_the_filesystems_that_take_one() {
+        let json = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "linux":{"mountLabel":"system_u:object_r:container_file_t:s0:c1,c2"},
+            "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+                {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755"]},
+                {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["newinstance","gid=5"]},
+                {"destination":"/dev/shm","type":"tmpfs","source":"shm"},
+                {"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid"]},
+                {"destination":"/sys","type":"sysfs","source":"sysfs","options":["ro"]},
+                {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup"},
+                {"destination":"/data","source":"data","options":["rbind"]}]}"#;
+        let s: Spec = serde_json::from_str(json).unwrap();
+        let ops = plan_mounts(&s, Path::new("/b")).unwrap();
+        let ctx = r#"context="system_u:object_r:container_file_t:s0:c1,c2""#;
+        let data: Vec<String> = ops.iter().map(|o| o.opts.data.clone()).collect();
+        assert_eq!(
+            data,
+            [
+                String::new(),
+                format!("mode=755,{ctx}"),
+                format!("newinstance,gid=5,{ctx}"),
+                ctx.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]
+        );
+        // mqueue's root and a v1 cgroup mount's tmpfs take it otherwise.
+        assert!(ops
+            .iter()
+            .all(|o| o.label.as_deref() == Some("system_u:object_r:container_file_t:s0:c1,c2")));
+        assert_eq!(
+            ops[1].describe(),
+            format!("mount tmpfs on /dev (flags nosuid, data mode=755,{ctx})")
+        );
+        // No label, or an empty one: nothing added.
+        let s: Spec =
+            serde_json::from_str(&json.replace("system_u:object_r:container_file_t:s0:c1,c2", ""))
+                .unwrap();
+        let ops = plan_mounts(&s, Path::new("/b")).unwrap();
+        assert_eq!(ops[1].opts.data, "mode=755");
+        assert!(ops.iter().all(|o| o.label.is_none()));
     }
 }

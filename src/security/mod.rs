@@ -1,10 +1,13 @@
 //! Privileges of the container process: rlimits, user and groups, the five
 //! capability sets, no_new_privs. Called by the child in a fixed order
 //! (see `process::child`); nothing here may run before the root is entered.
-//! Seccomp, compiled in the parent and loaded last, lives in [`seccomp`].
+//! Seccomp, compiled in the parent and loaded last, lives in [`seccomp`];
+//! the LSM exec labels in [`apparmor`] and [`selinux`].
 
 pub mod apparmor;
+mod procattr;
 pub mod seccomp;
+pub mod selinux;
 
 use std::collections::HashSet;
 

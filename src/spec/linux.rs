@@ -43,6 +43,9 @@ pub fn check(spec: &Spec) -> Result<()> {
     let empty = Linux::default();
     let linux = spec.linux().as_ref().unwrap_or(&empty);
     let namespaces = check_namespaces(linux)?;
+    if let Some(label) = linux.mount_label() {
+        crate::security::selinux::check("linux.mountLabel", label)?;
+    }
 
     for (field, name) in [
         ("hostname", spec.hostname()),

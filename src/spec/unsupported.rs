@@ -21,16 +21,6 @@ struct Unsupported {
 
 const NOT_YET_SUPPORTED: &[Unsupported] = &[
     Unsupported {
-        field: "process.selinuxLabel",
-        message: "selinux labels are not supported yet",
-        is_set: |s| process(s, |p| non_empty(p.selinux_label())),
-    },
-    Unsupported {
-        field: "linux.mountLabel",
-        message: "selinux mount labels are not supported yet",
-        is_set: |s| linux(s, |l| non_empty(l.mount_label())),
-    },
-    Unsupported {
         field: "linux.intelRdt",
         message: "intel rdt is not supported yet",
         is_set: |s| linux(s, |l| l.intel_rdt().is_some()),
@@ -82,10 +72,6 @@ fn process(spec: &Spec, f: impl Fn(&crate::spec::types::Process) -> bool) -> boo
     spec.process().as_ref().is_some_and(f)
 }
 
-fn non_empty(value: &Option<String>) -> bool {
-    value.as_ref().is_some_and(|v| !v.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,14 +96,6 @@ mod tests {
     #[test]
     fn each_row_refuses() {
         let cases = [
-            (
-                r#"{"process": {"cwd": "/", "user": {}, "selinuxLabel": "l"}}"#,
-                "process.selinuxLabel: selinux labels are not supported yet",
-            ),
-            (
-                r#"{"linux": {"mountLabel": "l"}}"#,
-                "linux.mountLabel: selinux mount labels are not supported yet",
-            ),
             (
                 r#"{"linux": {"intelRdt": {"closID": "x"}}}"#,
                 "linux.intelRdt: intel rdt is not supported yet",

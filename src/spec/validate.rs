@@ -108,6 +108,9 @@ fn check_process(process: &Process) -> Result<()> {
     if let Some(profile) = process.apparmor_profile() {
         crate::security::apparmor::check(profile)?;
     }
+    if let Some(label) = process.selinux_label() {
+        crate::security::selinux::check("process.selinuxLabel", label)?;
+    }
     check_rlimits(process.rlimits().as_deref().unwrap_or_default())
 }
 

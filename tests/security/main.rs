@@ -12,6 +12,7 @@ mod escapes;
 mod mounts;
 mod privileges;
 mod seccomp;
+mod selinux;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

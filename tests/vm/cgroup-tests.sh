@@ -24,6 +24,8 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-30}
 ALL_TESTS="smoke-run smoke-detach cgroup-born memory-max memory-oom pids cpu-max cpu-usage cpuset
 devices-deny devices-allow pause-resume update ps kill-all events-stats events-oom delete-paused
 apparmor"
+# Only when asked for by name: "selinux" needs a kernel booted with
+# security=selinux (run.sh's second boot), where AppArmor is off.
 
 # ------------------------------------------------------------------ helpers
 # (used inside a test; $T is the test's scratch dir, $R its berth --root)
@@ -454,6 +456,90 @@ t_apparmor() {
   note "missing profile: rc=$rc $out"
   [ $rc != 0 ] || fail "run with a missing profile succeeded"
   echo "$out" | grep -q 'berth-no-such-profile' || fail "error does not name the profile: $out"
+  return 0
+}
+
+# process.selinuxLabel, linux.mountLabel and exec --process-label (the second
+# boot, security=selinux; not in ALL_TESTS): the test policy
+# (tests/vm/selinux-policy.conf, compiled on the host by mkinitramfs.sh) lets
+# container_t read every file but those of secret_t, which kernel_t (the
+# suite, berth) can read.
+t_selinux() {
+  local fs=/sys/fs/selinux ctx=system_u:system_r:container_t
+  local flabel=system_u:object_r:container_file_t sec=$T/secret bd bd2 out rc
+  grep -qw selinuxfs /proc/filesystems \
+    || fail "SELinux is not enabled in the VM kernel (no selinuxfs; cmdline: $(cat /proc/cmdline))"
+  grep -q " $fs selinuxfs " /proc/mounts || mount -t selinuxfs selinuxfs "$fs" || fail "mount selinuxfs on $fs"
+  [ -s /tests/selinux-policy.bin ] || fail "no compiled policy in the initramfs (no checkpolicy on the host?)"
+  # No policy yet: every process is "kernel", no label can be valid, and
+  # berth says SELinux is not enabled.
+  if [ "$(tr -d '\000' < /proc/self/attr/current)" = kernel ]; then
+    b features | tr -d ' \n' | grep -q '"selinux":{"enabled":false}' \
+      || fail "features without a policy does not say selinux disabled: $(b features | tr -d ' \n')"
+    cat /tests/selinux-policy.bin > "$fs/load" || fail "loading /tests/selinux-policy.bin into $fs/load failed: $(dmesg | grep -i selinux | tail -5)"
+  fi
+  out=$(tr -d '\000' < /proc/self/attr/current)
+  [ "$out" = system_u:system_r:kernel_t ] || fail "after the policy load the suite runs as '$out', not kernel_t"
+  b features | tr -d ' \n' | grep -q '"selinux":{"enabled":true}' \
+    || fail "features does not say selinux enabled: $(b features | tr -d ' \n')"
+  # A secret_t file, read by the suite (kernel_t) under enforcing.
+  mkdir -p "$sec"
+  trap 'umount "$sec" 2>/dev/null' EXIT
+  mount -t tmpfs -o "context=system_u:object_r:secret_t" tmpfs "$sec" || fail "mount a secret_t tmpfs on $sec"
+  echo s3cret > "$sec/file"
+  echo 1 > "$fs/enforce" || fail "echo 1 > $fs/enforce"
+  [ "$(cat "$fs/enforce")" = 1 ] || fail "not enforcing: $(cat "$fs/enforce")"
+  [ "$(cat "$sec/file")" = s3cret ] || fail "the suite (kernel_t) cannot read $sec/file"
+  bd=$(bundle se \
+    's#"process":[[:space:]]*\{#"process": {"selinuxLabel": "'"$ctx"'", #' \
+    's#"linux":[[:space:]]*\{#"linux": {"mountLabel": "'"$flabel"'", #' \
+    "$(bind_mount "$sec" /secret)")
+  grep -q '"selinuxLabel": "'"$ctx"'"' "$bd/config.json" || fail "test bug: selinuxLabel not added"
+  grep -q '"mountLabel": "'"$flabel"'"' "$bd/config.json" || fail "test bug: mountLabel not added"
+  out=$(b run -b "$bd" vm-se sh -c '
+    echo "label=$(tr -d "\000" < /proc/self/attr/current)"
+    cat /secret/file && echo secret-read
+    echo x > /dev/shm/x && cat /dev/shm/x >/dev/null && echo shm-ok
+    grep -E " /dev(/pts|/shm)? " /proc/self/mountinfo
+    true' 2>&1 </dev/null); rc=$?
+  note "rc=$rc output: $out"
+  [ $rc = 0 ] || fail "run exited $rc: $out"
+  # (a) the label, (b) it confines: EACCES on secret_t under enforcing.
+  echo "$out" | grep -qx "label=$ctx" || fail "container not in $ctx: $out"
+  echo "$out" | grep -q secret-read && fail "container_t read the secret_t file: $out"
+  echo "$out" | grep -q 'cat: can.t open ./secret/file.: Permission denied' \
+    || fail "reading /secret/file failed, but not with EACCES: $out"
+  echo "$out" | grep -qx shm-ok || fail "container cannot use its own /dev/shm: $out"
+  # (c) the mount label: context= in the super options of /dev, /dev/pts, /dev/shm.
+  for m in /dev /dev/pts /dev/shm; do
+    echo "$out" | grep -E " $m " | grep -q "context=$flabel" \
+      || fail "$m has no context=$flabel in mountinfo: $(echo "$out" | grep -E " $m ")"
+  done
+  # (d) exec: the container's label by default, --process-label another.
+  run_d vm-se-exec "$bd" sleep 60
+  out=$(b exec vm-se-exec sh -c 'tr -d "\000" < /proc/self/attr/current' 2>&1 </dev/null) || fail "exec: $out"
+  [ "$out" = "$ctx" ] || fail "exec without --process-label: label '$out', want the container's $ctx"
+  bd2=$(bundle plain "$(bind_mount "$sec" /secret)")
+  run_d vm-se-plain "$bd2" sleep 60
+  out=$(b exec vm-se-plain sh -c 'tr -d "\000" < /proc/self/attr/current; echo; cat /secret/file' 2>&1 </dev/null) || fail "exec: $out"
+  # The control: unlabelled, the same root process reads the file, so the
+  # EACCES above is SELinux's, not DAC's.
+  [ "$out" = "system_u:system_r:kernel_t
+s3cret" ] || fail "exec into an unlabelled container: '$out', want kernel_t and the secret"
+  out=$(b exec --process-label "$ctx" vm-se-plain sh -c 'tr -d "\000" < /proc/self/attr/current; echo; cat /secret/file && echo secret-read' 2>&1 </dev/null)
+  note "exec --process-label: $out"
+  echo "$out" | grep -qx "$ctx" || fail "exec --process-label: not in $ctx: $out"
+  echo "$out" | grep -q secret-read && fail "exec --process-label: read the secret_t file: $out"
+  echo "$out" | grep -q 'Permission denied' || fail "exec --process-label: not EACCES: $out"
+  dmesg | grep -q 'avc:  denied  { read } .*scontext=system_u:system_r:container_t tcontext=system_u:object_r:secret_t' \
+    || fail "no SELinux denial of container_t reading secret_t in the kernel log: $(dmesg | grep avc | tail -3)"
+  # A label the policy does not know fails at the attr write, naming the field.
+  out=$(b run -b "$(bundle nope 's#"process":[[:space:]]*\{#"process": {"selinuxLabel": "system_u:system_r:nope_t", #')" \
+    vm-se-nope true 2>&1 </dev/null); rc=$?
+  note "unknown type: rc=$rc $out"
+  [ $rc != 0 ] || fail "run with an unknown label succeeded"
+  echo "$out" | grep -q 'process.selinuxLabel "system_u:system_r:nope_t"' || fail "error does not name the field and label: $out"
+  echo 0 > "$fs/enforce"
   return 0
 }
 

@@ -45,6 +45,13 @@ if command -v apparmor_parser >/dev/null; then
   apparmor_parser -Q -K -S "$here/apparmor-profile" > tests/apparmor-policy.bin \
     || die "apparmor_parser -Q -S $here/apparmor-profile failed"
 fi
+# SELinux test policy for the second boot, compiled here (checkpolicy, Debian
+# package checkpolicy): -U allow lets the kernel allow the classes and
+# permissions the small policy does not declare.  Without it the selinux test fails.
+if command -v checkpolicy >/dev/null; then
+  checkpolicy -U allow -o tests/selinux-policy.bin "$here/selinux-policy.conf" >/dev/null \
+    || die "checkpolicy $here/selinux-policy.conf failed"
+fi
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' > etc/passwd
 printf '%s\n' 'root:x:0:' > etc/group
 

@@ -6,6 +6,7 @@
 #
 #   tests/vm/run.sh                     build the initramfs, boot, check
 #   tests/vm/run.sh pids cpu-max        only these tests (plus the leak check)
+#   tests/vm/run.sh selinux             only the second (SELinux) boot
 #   tests/vm/run.sh --parse FILE        only check an existing console log
 #
 # Environment: BERTH_STATIC (default target/x86_64-unknown-linux-gnu/release/berth),
@@ -14,7 +15,9 @@
 # 300), VM_BUDGET (the in-VM suite's, default 180),
 # VM_OUT (default tests/vm/out), VM_VERBOSE=1 (print the logs of passing tests too).
 #
-# Exit status 0 only if the VM printed "BERTH-TEST DONE" with fail=0.
+# Two boots: the default one (AppArmor) runs the suite, a second one with
+# security=selinux runs the selinux test (console-selinux.log).
+# Exit status 0 only if every VM booted printed "BERTH-TEST DONE" with fail=0.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,19 +93,44 @@ mkdir -p "$out"
 # inside 5 minutes; tests that do not fit are reported as "not run".
 budget=${VM_BUDGET:-180}
 [ "$budget" -gt $(( vm_timeout - 45 )) ] && budget=$(( vm_timeout - 45 ))
-append="console=ttyS0 quiet panic=-1 berth.budget=$budget"
-[ $# -gt 0 ] && append="$append berth.tests=$(IFS=,; echo "$*")"
-[ -n "${VM_VERBOSE:-}" ] && append="$append berth.verbose=1"
-log=$out/console.log
-echo "test-vm: booting $kernel under qemu (TCG), console in $log"
-start=$(date +%s)
-rc=0
-# stdin from /dev/null: -nographic must not take over the terminal.
-timeout --kill-after=10 "$vm_timeout" qemu-system-x86_64 \
-  -accel tcg -cpu max -m 1024 -smp 2 -nographic -no-reboot \
-  -kernel "$kernel" -initrd "$out/initrd.gz" -append "$append" \
-  </dev/null > "$log" 2>&1 || rc=$?
-echo "test-vm: VM ran $(( $(date +%s) - start )) s"
-[ $rc = 124 ] && echo "test-vm: qemu timed out after ${vm_timeout}s"
-[ $rc = 0 ] || [ $rc = 124 ] || echo "test-vm: qemu exited $rc"
-parse "$log"
+
+# boot NAME EXTRA_APPEND [TEST...]: boot the initramfs once, console in
+# $out/console[-NAME].log, and check its verdict.
+boot() {
+  local name=$1 extra=$2 log start rc=0 append
+  shift 2
+  append="console=ttyS0 quiet panic=-1 berth.budget=$budget${extra:+ $extra}"
+  [ $# -gt 0 ] && append="$append berth.tests=$(IFS=,; echo "$*")"
+  [ -n "${VM_VERBOSE:-}" ] && append="$append berth.verbose=1"
+  log=$out/console${name:+-$name}.log
+  echo "test-vm: booting $kernel${extra:+ ($extra)} under qemu (TCG), console in $log"
+  start=$(date +%s)
+  # stdin from /dev/null: -nographic must not take over the terminal.
+  timeout --kill-after=10 "$vm_timeout" qemu-system-x86_64 \
+    -accel tcg -cpu max -m 1024 -smp 2 -nographic -no-reboot \
+    -kernel "$kernel" -initrd "$out/initrd.gz" -append "$append" \
+    </dev/null > "$log" 2>&1 || rc=$?
+  echo "test-vm: VM ran $(( $(date +%s) - start )) s"
+  [ $rc = 124 ] && echo "test-vm: qemu timed out after ${vm_timeout}s"
+  [ $rc = 0 ] || [ $rc = 124 ] || echo "test-vm: qemu exited $rc"
+  parse "$log"
+}
+
+# The first boot is the kernel's default (AppArmor) and runs every test but
+# selinux; the second boots with SELinux as the major LSM instead (the
+# Debian kernel has it built in; security= picks it over AppArmor, and it
+# starts permissive until the test loads its policy and enforces) and runs
+# only the selinux test.  Named tests run in the boot they need.
+main=() selinux=
+for t in "$@"; do
+  if [ "$t" = selinux ]; then selinux=1; else main+=("$t"); fi
+done
+[ $# -eq 0 ] && selinux=1
+verdict=0
+if [ $# -eq 0 ] || [ ${#main[@]} -gt 0 ]; then
+  boot "" "" "${main[@]}" || verdict=1
+fi
+if [ -n "$selinux" ]; then
+  boot selinux "security=selinux" selinux || verdict=1
+fi
+exit $verdict
