@@ -68,6 +68,10 @@ pub struct Cgroup {
     /// v1 controller name → its cgroup (co-mounted controllers share one).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     v1: BTreeMap<String, Node>,
+    /// A rootless caller's delegated cgroup: no device rules (see
+    /// [`Purpose::Rootless`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rootless: bool,
 }
 
 /// Whether the cgroup at `dir` already lists `pid` in its `cgroup.procs`.
@@ -123,13 +127,32 @@ impl Cgroup {
             (false, false) if v2.is_some() => Mode::Hybrid,
             _ => Mode::V1,
         };
-        Ok(Cgroup { mode, v2, v1 })
+        Ok(Cgroup {
+            mode,
+            v2,
+            v1,
+            rootless: false,
+        })
     }
 
     /// No cgroup at all: a rootless container whose caller has no cgroup
     /// delegated to it stays in the caller's cgroups.
     pub fn none() -> Cgroup {
         Cgroup::default()
+    }
+
+    /// Mark this as a rootless caller's delegated cgroup.
+    pub fn set_rootless(&mut self) {
+        self.rootless = true;
+    }
+
+    /// How a new cgroup's limits are planned.
+    fn create_purpose(&self) -> Purpose {
+        if self.rootless {
+            Purpose::Rootless
+        } else {
+            Purpose::Create
+        }
     }
 
     /// Whether this is [`Cgroup::none`]: nothing to make, apply or remove.
@@ -215,7 +238,7 @@ impl Cgroup {
         let plan = resources::plan(
             resources.unwrap_or(&default),
             &self.host()?,
-            Purpose::Create,
+            self.create_purpose(),
         )?;
         if let Some(n) = &self.v2 {
             if n.top.exists() {
@@ -233,7 +256,7 @@ impl Cgroup {
         }
         let default = LinuxResources::default();
         let host = self.host()?;
-        let plan = resources::plan(resources.unwrap_or(&default), &host, Purpose::Create)?;
+        let plan = resources::plan(resources.unwrap_or(&default), &host, self.create_purpose())?;
         let mut made = Vec::new();
         let result = self
             .create_dirs(&host, &plan, &mut made)
@@ -311,7 +334,12 @@ impl Cgroup {
             bail!("this rootless container has no cgroup of its own (no delegated cgroup when it was created): its limits cannot be changed");
         }
         let host = self.host()?;
-        let plan = resources::plan(resources, &host, Purpose::Update)?;
+        let purpose = if self.rootless {
+            Purpose::Rootless
+        } else {
+            Purpose::Update
+        };
+        let plan = resources::plan(resources, &host, purpose)?;
         self.check_memory_usage(resources)?;
         if let Some(n) = &self.v2 {
             v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &BTreeSet::new())?;

@@ -200,6 +200,11 @@ pub enum Purpose {
     Create,
     /// `update`: only what the resources mention changes.
     Update,
+    /// A rootless caller's delegated cgroup: every limit but the device
+    /// rules, as runc does. Loading a BPF device program (or writing v1
+    /// `devices.*`) needs privileges a delegatee lacks, and the container's
+    /// user namespace gives it no device its user could not open anyway.
+    Rootless,
 }
 
 /// Everything to do to a cgroup, in order.
@@ -303,7 +308,7 @@ pub fn plan(res: &LinuxResources, host: &Host, purpose: Purpose) -> Result<Plan>
     if let Some(r) = res.rdma() {
         p.add(host, Ctl::Rdma, || Ok(plan_rdma(r)), || Ok(plan_rdma(r)))?;
     }
-    if purpose == Purpose::Create || res.devices().is_some() {
+    if purpose == Purpose::Create || (purpose == Purpose::Update && res.devices().is_some()) {
         let rules = device_rules(res.devices().as_deref().unwrap_or_default())?;
         match host.backend(Ctl::Devices) {
             Some(Backend::V1) => p.v1.extend(v1::device_writes(&rules)),
@@ -573,6 +578,18 @@ mod tests {
         );
         let bad = res(r#"{"devices":[{"allow":true,"access":"rx"}]}"#);
         assert!(plan(&bad, &hybrid(), Purpose::Create).is_err());
+        // Rootless: no device rules at all, the other limits as usual.
+        let r = res(r#"{"devices":[{"allow":true,"access":"rwm"}],"pids":{"limit":5}}"#);
+        let p = plan(&r, &pure_v2(), Purpose::Rootless).unwrap();
+        assert_eq!(
+            (p.bpf_devices, Write::pairs(&p.v2)),
+            (None, vec![("pids.max", "5")])
+        );
+        assert!(plan(&r, &hybrid(), Purpose::Rootless)
+            .unwrap()
+            .v1
+            .iter()
+            .all(|w| !w.file.starts_with("devices.")));
     }
 
     #[test]

@@ -200,20 +200,26 @@ pub fn enable_controllers(
     }
     let all: BTreeSet<&String> = needed.iter().chain(wanted).collect();
     for dir in chain(top, leaf) {
-        let line = |set: &mut dyn Iterator<Item = &String>| {
-            set.map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ")
-        };
-        if write_file(
-            &dir,
-            "cgroup.subtree_control",
-            &line(&mut all.iter().copied()),
-        )
-        .is_ok()
-        {
+        // Only what is not enabled yet: a level above a delegated subtree
+        // (the root, for a rootless caller) is not ours to write, and its
+        // controllers are usually on already.
+        let on: BTreeSet<String> = read_file(&dir, "cgroup.subtree_control")
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let missing: Vec<&String> = all.iter().copied().filter(|c| !on.contains(*c)).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let line = missing
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if write_file(&dir, "cgroup.subtree_control", &line).is_ok() {
             continue;
         }
         // Retry one at a time so the error names the controller at fault.
-        for c in needed {
+        for c in needed.iter().filter(|c| !on.contains(*c)) {
             if let Err(err) = write_file(&dir, "cgroup.subtree_control", &format!("+{c}")) {
                 if has_processes(&dir) {
                     return Err(internal_processes(&dir, c));

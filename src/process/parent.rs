@@ -85,6 +85,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         }
         cgroup = Cgroup::none();
         resources = None;
+    } else if opts.rootless {
+        cgroup.set_rootless();
     }
     cgroup.check(resources)?;
     let ns = namespaces::plan(spec);

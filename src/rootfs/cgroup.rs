@@ -165,17 +165,53 @@ pub fn mount_cgroup(root: &Root, op: &MountOp) -> Result<()> {
     if host_v2 {
         // A pure v2 host: the cgroup2 filesystem itself, rooted at the
         // container's cgroup when it has a cgroup namespace.
-        syscalls::mount(
+        match syscalls::mount(
             Some(Path::new("cgroup2")),
             &fd_path(target.as_fd()),
             Some("cgroup2"),
             op.opts.flags,
             op.opts.data(),
-        )
-        .context("mount cgroup2")?;
-        return finish_mount(root, op);
+        ) {
+            Ok(()) => return finish_mount(root, op),
+            // In a user namespace without a cgroup namespace of its own the
+            // kernel refuses a new cgroup2 mount; bind the container's own
+            // cgroup instead (runc binds the whole host tree).
+            Err(SysError(nix::errno::Errno::EPERM | nix::errno::Errno::EBUSY)) => {
+                return bind_own_v2(root, op, target)
+            }
+            Err(e) => return Err(e).context("mount cgroup2"),
+        }
     }
     mount_v1(root, op, target)
+}
+
+/// The container's own v2 cgroup (from /proc/self/cgroup) bound on the
+/// cgroup mount's destination, with the mount's flags.
+fn bind_own_v2(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<()> {
+    let text = crate::sys::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let own = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .context("no cgroup v2 line in /proc/self/cgroup")?;
+    let src = Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
+    syscalls::mount(
+        Some(&src),
+        &fd_path(target.as_fd()),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .with_context(|| format!("bind mount {} on {}", src.display(), op.dest.display()))?;
+    let m = root.open_in(&op.dest, OFlag::O_PATH, Lookup::InRoot)?;
+    let re = op.opts.bind_remount_flags(mount_flags_of(m.as_fd())?);
+    syscalls::mount(None, &fd_path(m.as_fd()), None, re, None).with_context(|| {
+        format!(
+            "remount {} (flags {})",
+            op.dest.display(),
+            syscalls::flags_str(re)
+        )
+    })?;
+    Ok(())
 }
 
 fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<()> {
