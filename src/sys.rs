@@ -120,6 +120,19 @@ pub fn reexec_from_sealed_copy() -> Result<()> {
     // not a memfd answers EINVAL.
     let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
     if seals >= 0 && seals & SEALS == SEALS {
+        // An fd exec names the process after the fd ("4"): give ps,
+        // pkill and the OCI hooks' view back the name it was started by.
+        let arg0 = std::env::args_os().next().unwrap_or_default();
+        let base = std::path::Path::new(&arg0)
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_else(|| b"berth".to_vec());
+        let mut name = [0u8; 16];
+        let n = base.len().min(15);
+        name[..n].copy_from_slice(&base[..n]);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16
+        // bytes from a buffer we own.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
         return Ok(());
     }
     let name = c"berth";
