@@ -53,6 +53,7 @@ pub fn run(root: &Path, args: &ExecArgs) -> Result<u8> {
             pid_file: args.pid_file.as_deref(),
             detach: args.detach,
             console,
+            seccomp_cache: root.join(crate::security::seccomp::CACHE_DIR),
         },
     )
 }

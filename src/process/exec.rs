@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::spec::types::Process;
 use anyhow::{bail, Context, Result};
@@ -36,6 +36,8 @@ pub struct ExecOptions<'a> {
     pub detach: bool,
     /// `process.terminal`: where the pty master goes.
     pub console: Option<ConsoleTarget>,
+    /// Where compiled seccomp programs are kept (under `--root`).
+    pub seccomp_cache: PathBuf,
 }
 
 /// Run `process` in the container of `st`; returns the exit status to use.
@@ -62,7 +64,8 @@ pub fn exec(st: &State, process: &Process, opts: &ExecOptions) -> Result<u8> {
     let (parent_chan, child_chan) = sync::pair()?;
     let cgroup_fd = st.cgroup.open_v2_dir()?;
     // The container's filter applies to every process in it.
-    let seccomp = crate::security::seccomp::prepare(st.seccomp.as_ref())?;
+    let seccomp =
+        crate::security::seccomp::prepare(st.seccomp.as_ref(), Some(&opts.seccomp_cache))?;
     let seccomp_state = seccomp.as_ref().is_some_and(|f| f.needs_state());
     let cloned = if user_ns {
         let join = libc::CLONE_NEWUSER | (flags & libc::CLONE_NEWPID);

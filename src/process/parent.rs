@@ -152,7 +152,10 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     namespaces::prepare_parent(&ns)?;
     // Compiled here, once; the child only loads it (and inherits the
     // connection to a notify listener).
-    let seccomp = crate::security::seccomp::prepare(st.seccomp.as_ref())?;
+    let seccomp = crate::security::seccomp::prepare(
+        st.seccomp.as_ref(),
+        Some(&opts.root.join(crate::security::seccomp::CACHE_DIR)),
+    )?;
     let seccomp_state = seccomp.as_ref().is_some_and(|f| f.needs_state());
 
     // 4. Clone the child: it becomes the container process. Without a user

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use crate::spec::types::{Arch, LinuxSeccomp};
 use anyhow::{bail, Context, Result};
@@ -38,17 +39,33 @@ impl Filter {
 /// Parent side, before the clone: compile `linux.seccomp` (if any) and, when
 /// it uses `SCMP_ACT_NOTIFY`, connect to its listener socket. `exec` passes
 /// the container's `linux.seccomp` again: every process in it is filtered.
-pub fn prepare(seccomp: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
+/// `cache`: a directory of berth's own (under `--root`) where compiled
+/// programs are kept, keyed by what was compiled: libseccomp takes ~12 ms
+/// for a Docker-sized profile, more than the rest of a `run`.
+pub fn prepare(seccomp: Option<&LinuxSeccomp>, cache: Option<&Path>) -> Result<Option<Filter>> {
     let Some(s) = seccomp else {
         return Ok(None);
     };
     let started = std::time::Instant::now();
     let plan = plan(s)?;
-    let program = compile(&plan)?;
+    let key = cache_key(&plan);
+    let cached = cache.and_then(|dir| cache_read(dir, &key));
+    let hit = cached.is_some();
+    let program = match cached {
+        Some(p) => p,
+        None => {
+            let p = compile(&plan)?;
+            if let Some(dir) = cache {
+                cache_write(dir, &key, &p);
+            }
+            p
+        }
+    };
     crate::logging::debug(&format!(
-        "seccomp: {} rules compiled to {} BPF instructions in {:?}",
+        "seccomp: {} rules, {} BPF instructions, {} in {:?}",
         plan.rules.len(),
         program.len(),
+        if hit { "from the cache" } else { "compiled" },
         started.elapsed()
     ));
     let mut flags = plan.flags;
@@ -119,6 +136,66 @@ pub fn load(filter: &Filter, state: &str) -> Result<()> {
     // SAFETY: with NEW_LISTENER, seccomp(2) returned a new fd that we own.
     let notify_fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
     listener::send(l, &notify_fd, state)
+}
+
+/// What determines the program: the plan without its listener (which only
+/// says where the notify fd goes), the libseccomp and berth that compile it,
+/// and the kernel (libseccomp adapts to the API level it finds).
+fn cache_key(plan: &Plan) -> String {
+    let mut p = plan.clone();
+    p.listener = None;
+    let v = libseccomp::ScmpVersion::current().map_or((0, 0, 0), |v| (v.major, v.minor, v.micro));
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "berth {} libseccomp {}.{}.{} kernel {kernel}\n{p:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        v.0,
+        v.1,
+        v.2
+    )
+}
+
+fn cache_file(dir: &Path, key: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    dir.join(format!("{:016x}.bpf", h.finish()))
+}
+
+/// A cached program: the file holds the whole key, then the program; a
+/// different key (a hash collision) or a short or odd-sized program is a
+/// miss. The directory is berth's state root, writable by its owner only.
+fn cache_read(dir: &Path, key: &str) -> Option<Vec<libc::sock_filter>> {
+    let bytes = std::fs::read(cache_file(dir, key)).ok()?;
+    let rest = bytes.strip_prefix(key.as_bytes())?;
+    let program = decode(rest).ok()?;
+    (program.len() <= MAX_INSNS).then_some(program)
+}
+
+/// Best effort: written to a temporary file and renamed, so a reader sees a
+/// whole entry or none; a failure only costs the next run a compile.
+fn cache_write(dir: &Path, key: &str, program: &[libc::sock_filter]) {
+    let mut bytes = key.as_bytes().to_vec();
+    for i in program {
+        bytes.extend_from_slice(&i.code.to_ne_bytes());
+        bytes.extend_from_slice(&[i.jt, i.jf]);
+        bytes.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    let file = cache_file(dir, key);
+    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    use std::os::unix::fs::DirBuilderExt;
+    let written = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::write(&tmp, &bytes))
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        crate::logging::debug(&format!("seccomp: cache {}: {e}", file.display()));
+    }
 }
 
 /// libseccomp builds the program; it is read back from a memfd, since this
@@ -257,9 +334,56 @@ mod tests {
         serde_json::from_str(seccomp).expect("test seccomp")
     }
 
+    fn prepare_uncached(s: Option<&LinuxSeccomp>) -> Result<Option<Filter>> {
+        prepare(s, None)
+    }
+
+    #[test]
+    fn cached_program_is_the_compiled_one_and_keyed_by_the_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profile = |name: &str| {
+            spec(&format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{{"names": ["{name}"], "action": "SCMP_ACT_ERRNO"}}]}}"#
+            ))
+        };
+        let fields = |f: &Filter| -> Vec<(u16, u8, u8, u32)> {
+            f.program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect()
+        };
+        let compiled = prepare(Some(&profile("mkdir")), Some(dir.path()))
+            .expect("compile")
+            .expect("a filter");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("cache dir").count(), 1);
+        let key = cache_key(&plan(&profile("mkdir")).expect("plan"));
+        let cached = cache_read(dir.path(), &key).expect("a cache entry");
+        assert_eq!(
+            cached
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>(),
+            fields(&compiled)
+        );
+        let again = prepare(Some(&profile("mkdir")), Some(dir.path()))
+            .expect("from the cache")
+            .expect("a filter");
+        assert_eq!(fields(&again), fields(&compiled));
+        // Another profile is another entry, never the first one's program.
+        let other = prepare(Some(&profile("rmdir")), Some(dir.path()))
+            .expect("compile")
+            .expect("a filter");
+        assert_ne!(fields(&other), fields(&compiled));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("cache dir").count(), 2);
+        // An entry whose stored key differs (a collision) is a miss.
+        std::fs::write(cache_file(dir.path(), &key), b"another key").expect("overwrite");
+        assert!(cache_read(dir.path(), &key).is_none());
+    }
+
     #[test]
     fn compiles_a_small_profile_to_bpf() {
-        let f = prepare(Some(&spec(
+        let f = prepare_uncached(Some(&spec(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
                 "syscalls": [{"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO"},
                              {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
@@ -279,7 +403,7 @@ mod tests {
         const WKR: u32 = libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32;
         const NL: u32 = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
         let flags = r#""flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]"#;
-        let plain = prepare(Some(&spec(&format!(
+        let plain = prepare_uncached(Some(&spec(&format!(
             r#"{{"defaultAction": "SCMP_ACT_ALLOW", {flags},
                 "syscalls": [{{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}}]}}"#
         ))))
@@ -290,7 +414,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("agent.sock");
         let _agent = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
-        let notify = prepare(Some(&spec(&format!(
+        let notify = prepare_uncached(Some(&spec(&format!(
             r#"{{"defaultAction": "SCMP_ACT_ALLOW", {flags}, "listenerPath": "{}",
                 "syscalls": [{{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}}]}}"#,
             sock.display()
@@ -303,7 +427,7 @@ mod tests {
 
     #[test]
     fn no_seccomp_no_filter() {
-        assert!(prepare(None).expect("prepare").is_none());
+        assert!(prepare(None, None).expect("prepare").is_none());
     }
 
     #[test]

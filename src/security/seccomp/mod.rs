@@ -34,6 +34,9 @@ use anyhow::{bail, Result};
 #[allow(unused_imports)]
 pub use compile::{load, prepare, Filter};
 
+/// Compiled programs, under the state root (`list` skips dot names).
+pub const CACHE_DIR: &str = ".seccomp-cache";
+
 /// Syscalls berth itself makes between loading the filter and `execve`
 /// when it talks to a notify listener; a notify rule on one of them would
 /// block the process before the agent can ever answer.
