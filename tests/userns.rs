@@ -27,6 +27,18 @@ fn status_ids(pid: i32, key: &str) -> Vec<u32> {
         .collect()
 }
 
+/// A new user namespace whose root is host uid/gid HOST_ROOT (65536 ids).
+fn add_user_namespace(cfg: &mut serde_json::Value) {
+    let linux = &mut cfg["linux"];
+    linux["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(serde_json::json!({"type": "user"}));
+    let map = serde_json::json!([{"containerID": 0, "hostID": HOST_ROOT, "size": 65536}]);
+    linux["uidMappings"] = map.clone();
+    linux["gidMappings"] = map;
+}
+
 fn map_fields(text: &str) -> Vec<Vec<String>> {
     text.lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
@@ -35,16 +47,7 @@ fn map_fields(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn root_made_user_namespace_maps_container_root_to_100000() {
-    let env = Env::with_config(|cfg| {
-        let linux = &mut cfg["linux"];
-        linux["namespaces"]
-            .as_array_mut()
-            .expect("namespaces")
-            .push(serde_json::json!({"type": "user"}));
-        let map = serde_json::json!([{"containerID": 0, "hostID": HOST_ROOT, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
-    });
+    let env = Env::with_config(add_user_namespace);
     // The container's root (host uid 100000) has no rights on the host: the
     // way to its layer dir must be searchable (a temp dir is 0700).
     std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755))
@@ -137,14 +140,12 @@ fn new_user_namespace_joins_a_host_owned_network_namespace() {
     }
     assert_ne!(target, own_net, "unshare --net made no namespace");
     let env = Env::with_config(|cfg| {
-        let linux = &mut cfg["linux"];
-        let namespaces = linux["namespaces"].as_array_mut().expect("namespaces");
+        add_user_namespace(cfg);
+        let namespaces = cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces");
         namespaces.retain(|n| n["type"] != "network");
-        namespaces.push(serde_json::json!({"type": "user"}));
         namespaces.push(serde_json::json!({"type": "network", "path": ns_path}));
-        let map = serde_json::json!([{"containerID": 0, "hostID": HOST_ROOT, "size": 65536}]);
-        linux["uidMappings"] = map.clone();
-        linux["gidMappings"] = map;
     });
     std::fs::set_permissions(env.tmp.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod tmp");
