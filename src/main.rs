@@ -22,28 +22,21 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_resolved();
     // Fds the caller leaked (not close-on-exec) must never reach a container
-    // (CVE-2024-21626): close all but stdio, --preserve-fds and LISTEN_FDS
-    // before berth opens anything of its own.
-    let keep = match &cli.command {
-        cli::Command::Create(a) => Some(a.preserve_fds),
-        cli::Command::Run(a) => Some(a.create.preserve_fds),
-        cli::Command::Exec(a) => Some(a.preserve_fds),
+    // (CVE-2024-21626): close all but stdio and the ones to pass on before
+    // berth opens anything of its own. create/run's child is a clone of this
+    // process and would hold them until start (runc's init never sees them):
+    // it keeps LISTEN_FDS or --preserve-fds, whichever is more; exec keeps
+    // its --preserve-fds above the LISTEN_FDS.
+    let listen = notify::listen_fds().unwrap_or(0);
+    let first = match &cli.command {
+        cli::Command::Create(a) | cli::Command::Run(cli::RunArgs { create: a, .. }) => {
+            Some(3 + a.preserve_fds.max(listen))
+        }
+        cli::Command::Exec(a) => Some(3 + a.preserve_fds + listen),
         _ => None,
     };
-    if let Some(n) = keep {
-        let first = 3 + n + notify::listen_fds().unwrap_or(0);
-        // SAFETY: closes only fds nobody in this process has opened yet.
-        unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
-    }
-    // create/run: the caller's fds beyond stdio and the ones to pass on
-    // (--preserve-fds, LISTEN_FDS) are not ours to keep, and the child, a
-    // clone of this process, would hold them until start. Close them before
-    // berth opens anything of its own (runc's init never sees them).
-    if let cli::Command::Create(a) | cli::Command::Run(cli::RunArgs { create: a, .. }) =
-        &cli.command
-    {
-        let keep = a.preserve_fds.max(notify::listen_fds().unwrap_or(0));
-        sys::close_fds_from(3 + keep);
+    if let Some(first) = first {
+        sys::close_fds_from(first);
     }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     // The commands whose child execs into a container run from a sealed
