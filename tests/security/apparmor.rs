@@ -39,11 +39,7 @@ fn exec_apparmor_without_apparmor_is_refused() {
         return;
     }
     let env = Env::new();
-    let id = env.id("aa-exec");
-    env.create(&id, &["sleep", "60"]);
-    let out = env.berth(&["exec", "--apparmor", "berth-test", &id, "true"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let (id, err) = crate::exec_with_label_flag(&env, "aa-exec", "--apparmor", "berth-test");
     assert!(
         err.contains(
             r#"process.apparmorProfile "berth-test": AppArmor is not enabled on this host"#

@@ -107,3 +107,15 @@ pub fn add_capability(c: &mut serde_json::Value, cap: &str) {
         }
     }
 }
+
+/// `berth exec FLAG VALUE <id> true` into a created `sleep 60` container
+/// (`name` makes the id): the exit status must be 1; returns the id and
+/// the exec's stderr. The caller checks the message and deletes it.
+pub fn exec_with_label_flag(env: &Env, name: &str, flag: &str, value: &str) -> (String, String) {
+    let id = env.id(name);
+    env.create(&id, &["sleep", "60"]);
+    let out = env.berth(&["exec", flag, value, &id, "true"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    (id, err)
+}

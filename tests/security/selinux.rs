@@ -70,11 +70,7 @@ fn exec_process_label_without_selinux_is_refused() {
         return;
     }
     let env = Env::new();
-    let id = env.id("se-exec");
-    env.create(&id, &["sleep", "60"]);
-    let out = env.berth(&["exec", "--process-label", LABEL, &id, "true"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let (id, err) = crate::exec_with_label_flag(&env, "se-exec", "--process-label", LABEL);
     assert_eq!(
         err.trim_end(),
         format!(r#"berth: --process-label "{LABEL}": SELinux is not enabled on this host"#),
