@@ -40,10 +40,10 @@ fn main() -> ExitCode {
     }
     logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
     // The commands whose child execs into a container run from a sealed
-    // copy of berth, never from the host's file (CVE-2019-5736).
+    // view of berth, never from a writable host file (CVE-2019-5736).
     let sealed = match &cli.command {
         cli::Command::Create(_) | cli::Command::Run(_) | cli::Command::Exec(_) => {
-            sys::reexec_from_sealed_copy()
+            security::exeseal::ensure_sealed()
         }
         _ => Ok(()),
     };

@@ -5,6 +5,7 @@
 //! the LSM exec labels in [`apparmor`] and [`selinux`].
 
 pub mod apparmor;
+pub mod exeseal;
 mod procattr;
 pub mod seccomp;
 pub mod selinux;

@@ -11,9 +11,13 @@ use serde_json::json;
 use crate::common::{stderr, stdout, Env, BERTH};
 use crate::{config_with_rootfs, install_probe, private_rootfs, results_mount, wait_for_text};
 
-/// A berth command for this env run from `binary` instead of the build's.
-fn berth_from(env: &Env, binary: &Path, args: &[&str]) -> Output {
+/// A berth command for this env run from `binary` instead of the build's,
+/// with `BERTH_EXE_SEAL=seal` when given.
+fn berth_from(env: &Env, binary: &Path, seal: Option<&str>, args: &[&str]) -> Output {
     let mut c = Command::new(binary);
+    if let Some(seal) = seal {
+        c.env("BERTH_EXE_SEAL", seal);
+    }
     c.arg("--root")
         .arg(&env.root)
         .arg("--layer-root")
@@ -33,6 +37,20 @@ fn berth_copy(env: &Env) -> PathBuf {
 
 #[test]
 fn cve_2019_5736_proc_self_exe_overwrite() {
+    // The default: berth runs from a sealed read-only overlay of itself.
+    proc_self_exe_overwrite(None);
+}
+
+#[test]
+fn cve_2019_5736_proc_self_exe_overwrite_with_the_memfd_copy() {
+    proc_self_exe_overwrite(Some("copy"));
+}
+
+/// A probe in the container tries to write the berth binary through
+/// `/proc/<pid>/exe` of berth processes it can see (`exec` of a
+/// `#!/proc/self/exe` script, and a second container whose entrypoint that
+/// script is, in the probe's pid namespace).
+fn proc_self_exe_overwrite(seal: Option<&str>) {
     let env = Env::new();
     let rootfs = private_rootfs(&env);
     install_probe(&rootfs);
@@ -54,11 +72,11 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     let before = std::fs::read(&berth).expect("read berth");
     let id = env.id("cve5736");
     let bundle = env.bundle.to_string_lossy().into_owned();
-    let out = berth_from(&env, &berth, &["run", "-d", "-b", &bundle, &id]);
+    let out = berth_from(&env, &berth, seal, &["run", "-d", "-b", &bundle, &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let ready = wait_for_text(&results.join("exe"), "READY", 10);
     assert!(ready.contains("READY"), "probe did not start: {ready}");
-    let control = berth_from(&env, &berth, &["exec", "-d", &id, "/opt/sleep", "1"]);
+    let control = berth_from(&env, &berth, seal, &["exec", "-d", &id, "/opt/sleep", "1"]);
     assert!(control.status.success(), "{}", stderr(&control));
     // `exec` of the shebang, and a second container whose own entrypoint
     // it is, joining the attacker's pid namespace.
@@ -75,9 +93,9 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     });
     let bundle2 = env2.bundle.to_string_lossy().into_owned();
     for i in 0..20 {
-        let _ = berth_from(&env, &berth, &["exec", &id, "/evil"]);
+        let _ = berth_from(&env, &berth, seal, &["exec", &id, "/evil"]);
         let id2 = env2.id(&format!("cve5736-{i}"));
-        let _ = berth_from(&env2, &berth, &["run", "-b", &bundle2, &id2]);
+        let _ = berth_from(&env2, &berth, seal, &["run", "-b", &bundle2, &id2]);
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let report = wait_for_text(&results.join("exe"), "DONE", 15);
@@ -90,6 +108,90 @@ fn cve_2019_5736_proc_self_exe_overwrite() {
     assert!(report.contains("DONE"), "probe never finished: {report}");
     let ctl = std::fs::read(rootfs.join("opt/sleep")).expect("control binary");
     assert!(ctl.starts_with(b"PWNED"), "control: the probe could not overwrite a dumpable container binary, so it proves nothing: {report}");
+}
+
+/// Which image a berth process runs from, seen from outside: the link
+/// target and the filesystem of `/proc/<pid>/exe` of a foreground `exec`.
+#[test]
+fn berth_runs_from_a_read_only_overlay_or_a_sealed_memfd() {
+    let env = Env::new();
+    let berth = berth_copy(&env);
+    let id = env.id("sealed");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    env.ok(&["run", "-d", "-b", &bundle, &id, "sleep", "30"]);
+    let image_of = |seal: Option<&str>| {
+        let mut c = Command::new(&berth);
+        if let Some(seal) = seal {
+            c.env("BERTH_EXE_SEAL", seal);
+        }
+        let mut child = c
+            .arg("--root")
+            .arg(&env.root)
+            .args(["exec", &id, "sleep", "2"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn berth exec");
+        let exe = format!("/proc/{}/exe", child.id());
+        // Past the re-exec once the link no longer names the copy on disk.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut link = PathBuf::new();
+        while std::time::Instant::now() < deadline {
+            link = std::fs::read_link(&exe).unwrap_or_default();
+            if !link.as_os_str().is_empty() && link != berth {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let fs = statfs_type(&exe);
+        let write = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&exe)
+            .map(|_| ());
+        let status = child.wait().expect("wait berth exec");
+        assert!(status.success(), "berth exec with {seal:?} failed");
+        (link, fs, write)
+    };
+    let (link, fs, write) = image_of(None);
+    assert_eq!(link, Path::new("/berth-copy"), "default image: {link:?}");
+    assert_eq!(
+        fs,
+        Some(OVERLAYFS_SUPER_MAGIC),
+        "default image is not on overlayfs"
+    );
+    let err = write.expect_err("the overlay image opened for writing");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    let (link, fs, write) = image_of(Some("copy"));
+    assert!(
+        link.to_string_lossy().starts_with("/memfd:berth"),
+        "copy image: {link:?}"
+    );
+    assert_eq!(fs, Some(TMPFS_MAGIC), "copy image is not a memfd");
+    assert!(write.is_err(), "the sealed memfd opened for writing");
+    env.ok(&["delete", "-f", &id]);
+    // A value berth does not know is refused in one line, before any work.
+    let out = berth_from(
+        &env,
+        &berth,
+        Some("bogus"),
+        &["run", "-d", "-b", &bundle, &env.id("bogus"), "true"],
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        "berth: BERTH_EXE_SEAL=bogus: expected overlay or copy"
+    );
+}
+
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+fn statfs_type(path: &str) -> Option<i64> {
+    let c = std::ffi::CString::new(path).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own; the path is
+    // NUL-terminated.
+    let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statfs(c.as_ptr(), &mut sfs) } == 0).then_some(sfs.f_type as i64)
 }
 
 #[test]
