@@ -1196,3 +1196,76 @@ fn hugetlb_limit_applied_and_updated() {
     );
     assert_eq!(file(&h), "8388608");
 }
+
+/// The `type: cgroup` mount, seen from outside: every mount under
+/// `/sys/fs/cgroup` carries the config's `ro,nosuid,nodev,noexec,relatime`
+/// (on a hybrid host that is the tmpfs and each hierarchy below it), each
+/// hierarchy berth placed the container in shows the container's own cgroup
+/// as its root, and nothing there can be written from inside.
+#[test]
+fn cgroup_mount_shows_own_cgroups_read_only() {
+    let env = Env::new();
+    let id = env.id("cgmount");
+    let d = run_d(&env, &id, &["sleep", "1000"]);
+    let mountinfo = fs::read_to_string(format!("/proc/{}/mountinfo", d.pid)).expect("mountinfo");
+    let mounts: Vec<(&str, &str)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = *f.get(4)?;
+            (point == "/sys/fs/cgroup" || point.starts_with("/sys/fs/cgroup/"))
+                .then(|| (point, *f.get(5).unwrap_or(&"")))
+        })
+        .collect();
+    assert!(!mounts.is_empty(), "no cgroup mount inside:\n{mountinfo}");
+    for (point, opts) in &mounts {
+        for want in ["ro", "nosuid", "nodev", "noexec", "relatime"] {
+            assert!(
+                opts.split(',').any(|o| o == want),
+                "{point} is {opts}: no {want}"
+            );
+        }
+    }
+    let hiers = hierarchies();
+    let own = container_dirs(d.pid);
+    assert!(!own.is_empty(), "the container has no cgroup of its own");
+    for dir in &own {
+        let h = hiers
+            .iter()
+            .filter(|h| dir.starts_with(&h.point))
+            .max_by_key(|h| h.point.as_os_str().len())
+            .unwrap_or_else(|| panic!("no hierarchy holds {}", dir.display()));
+        let inside = match h.point.file_name() {
+            Some(name) if h.point != Path::new("/sys/fs/cgroup") => {
+                format!("/sys/fs/cgroup/{}", name.to_string_lossy())
+            }
+            _ => "/sys/fs/cgroup".to_string(),
+        };
+        let procs = fs::read_to_string(d.path(&format!("{inside}/cgroup.procs")))
+            .unwrap_or_else(|e| panic!("{inside}/cgroup.procs inside: {e}"));
+        let procs: BTreeSet<i32> = procs
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(
+            procs,
+            BTreeSet::from([d.pid]),
+            "{inside} inside is not the container's own cgroup {}",
+            dir.display()
+        );
+    }
+    let out = ok(
+        &env,
+        &[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mkdir $d/w 2>/dev/null && echo WROTE $d; done; true",
+        ],
+    );
+    assert!(
+        !out.contains("WROTE"),
+        "cgroup mount writable inside: {out}"
+    );
+}

@@ -240,7 +240,9 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
     let dir = root.open_in(&op.dest, OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)?;
     for (name, source) in plan_v1(&proc_cgroup, &mountinfo) {
         let dest = op.dest.join(&name);
-        let sub = root.ensure(&dest, Kind::Dir, Lookup::InRoot)?;
+        // The tmpfs is new and ours: nothing in it can be a symlink, so its
+        // directories are made and opened right there.
+        let sub = mkdir_open(&dir, &name).with_context(|| format!("mkdir {}", dest.display()))?;
         let target = fd_path(sub.as_fd());
         match &source {
             V1Source::Bind(src) => {
@@ -271,16 +273,6 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
                 })?;
             }
         }
-        // Per-mount flags (ro, nosuid...) go on with a bind remount either way.
-        let m = root.open_in(&dest, OFlag::O_PATH, Lookup::InRoot)?;
-        let re = op.opts.bind_remount_flags(mount_flags_of(m.as_fd())?);
-        syscalls::mount(None, &fd_path(m.as_fd()), None, re, None).with_context(|| {
-            format!(
-                "remount {} (flags {})",
-                dest.display(),
-                syscalls::flags_str(re)
-            )
-        })?;
         // Co-mounted controllers are reachable under each controller's name.
         if name.contains(',') {
             for ctl in name.split(',').filter(|c| *c != name) {
@@ -295,23 +287,42 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
             }
         }
     }
-    if flags.contains(MsFlags::MS_RDONLY) {
-        let m = root.open_in(&op.dest, OFlag::O_PATH, Lookup::InRoot)?;
-        let re = MsFlags::MS_REMOUNT | flags;
-        syscalls::mount(None, &fd_path(m.as_fd()), None, re, Some("mode=755")).with_context(
-            || {
-                format!(
-                    "remount tmpfs on {} (flags {})",
-                    op.dest.display(),
-                    syscalls::flags_str(re)
-                )
-            },
-        )?;
+    // The mount's flags (ro, nosuid, ...) on the tmpfs and every hierarchy
+    // under it at once: one mount_setattr, not a remount per mount.
+    let (set, clear) = op.opts.tree_attrs();
+    if set != 0 || clear != 0 {
+        syscalls::mount_setattr_recursive(dir.as_fd(), set, clear).with_context(|| {
+            format!(
+                "set mount attributes on {} and below (set {set:#x}, clear {clear:#x})",
+                op.dest.display()
+            )
+        })?;
     }
     let mut rest = op.clone();
     rest.opts.flags = MsFlags::empty();
     rest.opts.cleared = MsFlags::empty();
+    rest.opts.rec_set = 0;
+    rest.opts.rec_clear = 0;
     finish_mount(root, &rest)
+}
+
+/// mkdirat + open (O_PATH, no symlink followed) in a directory of ours.
+fn mkdir_open(dir: &std::os::fd::OwnedFd, name: &str) -> Result<std::os::fd::OwnedFd> {
+    match nix::sys::stat::mkdirat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(0o755),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(SysError(e).into()),
+    }
+    syscalls::openat(
+        dir.as_fd(),
+        Path::new(name),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(Into::into)
 }
 
 #[cfg(test)]
