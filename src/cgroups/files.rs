@@ -109,6 +109,13 @@ pub fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 /// rmdir `dir` after its sub-cgroups (children first). Absent is fine. EBUSY
 /// (a dying task not yet released) is retried for a bounded ~1 s.
 pub fn remove_tree(dir: &Path) -> Result<()> {
+    // A container's cgroup rarely has sub-cgroups: one rmdir first, and the
+    // listing (a kernfs readdir of every control file) only when it fails.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -161,6 +161,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
     let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
+    // Only a plain clone is born in the v2 cgroup (CLONE_INTO_CGROUP).
+    let born_in_v2 = ns.join_user.is_none() && ns.pre_user_joins.is_empty();
     let cloned = match &ns.join_user {
         Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
         None if !ns.pre_user_joins.is_empty() => {
@@ -232,9 +234,12 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
         }
     }
-    // It is in every hierarchy now (this only checks, unless it could not
-    // join one by itself).
-    cgroup.add_process(pid.as_raw())?;
+    // It is in every hierarchy now. Born in its v2 cgroup and joined to the
+    // v1 ones by itself (the child fails setup if it cannot), there is
+    // nothing to check; otherwise this places it where it is not yet.
+    if !(child_joins_cgroup && born_in_v2) {
+        cgroup.add_process(pid.as_raw())?;
+    }
     st.pid = pid.as_raw();
     st.pid_start_time =
         state::process_start_time(st.pid).context("the container process exited during setup")?;
@@ -341,12 +346,8 @@ pub fn destroy(st: &State, dir: &Path) -> Result<()> {
     if let Some(layer) = &st.layer_dir {
         rootfs::remove_layer(layer)?;
     }
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("remove state dir {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
+    sys::remove_dir_known(dir, &[(state::STATE_FILE, false)])
+        .with_context(|| format!("remove state dir {}", dir.display()))
 }
 
 /// SIGKILL the process (through a pidfd, so a reused pid is never hit) and

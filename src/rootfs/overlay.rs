@@ -21,6 +21,8 @@ pub const ROOTFS_ANNOTATION: &str = "run.berth.rootfs";
 pub const UPPER: &str = "upper";
 pub const WORK: &str = "work";
 pub const MERGED: &str = "merged";
+/// What overlayfs makes inside the work dir (mode 000).
+const WORK_WORK: &str = "work/work";
 
 /// Overlay's data string is limited to one page; stay well below it.
 const MAX_DATA: usize = 4000;
@@ -71,17 +73,22 @@ pub fn choose_mode(spec: &Spec, rootfs: &Path) -> Result<Mode> {
 }
 
 pub fn create_layer(layer_dir: &Path) -> Result<()> {
-    if let Some(parent) = layer_dir.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("create layer root {}", parent.display()))?;
-    }
     // 0700: the upper dir holds the container's files with their owners and
     // modes; no other host user may walk into it. A leftover dir is refused
-    // so that no earlier container's writes show through.
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(layer_dir)
-        .with_context(|| format!("create layer dir {}", layer_dir.display()))?;
+    // so that no earlier container's writes show through. The layer root
+    // is made only the first time.
+    let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(layer_dir);
+    match mkdir() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = layer_dir.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("create layer root {}", parent.display()))?;
+            }
+            mkdir()
+        }
+        other => other,
+    }
+    .with_context(|| format!("create layer dir {}", layer_dir.display()))?;
     std::fs::set_permissions(layer_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod 0700 {}", layer_dir.display()))?;
     for d in [UPPER, WORK, MERGED] {
@@ -116,7 +123,15 @@ pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
 }
 
 pub fn remove_layer(layer_dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(layer_dir) {
+    // A container that wrote nothing leaves empty dirs (and overlay's own
+    // work/work): plain rmdirs, the walk only for what holds files.
+    let known = [
+        (UPPER, true),
+        (MERGED, true),
+        (WORK_WORK, true),
+        (WORK, true),
+    ];
+    match crate::sys::remove_dir_known(layer_dir, &known) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
