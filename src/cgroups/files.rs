@@ -18,20 +18,29 @@ pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
 }
 
 pub fn write_path(path: &Path, value: &str) -> Result<()> {
+    write_values(path, &[value])
+}
+
+/// Write each of `values` to `path` in a `write(2)` of its own, through one
+/// open file (for files that take one entry per write, like devices.allow).
+pub fn write_values(path: &Path, values: &[&str]) -> Result<()> {
     // No O_CREAT/O_TRUNC: a cgroup file that is missing is an unsupported
     // knob, and creating a regular file would hide that.
-    let result = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(value.as_bytes()));
-    result.map_err(|e| {
-        anyhow!(
-            "write {} to {}: {}",
-            value.trim_end(),
-            path.display(),
-            os_reason(&e)
-        )
-    })
+    let mut file = fs::OpenOptions::new().write(true).open(path).map_err(|e| {
+        let first = values.first().map_or("", |v| v.trim_end());
+        anyhow!("write {first} to {}: {}", path.display(), os_reason(&e))
+    })?;
+    for value in values {
+        file.write_all(value.as_bytes()).map_err(|e| {
+            anyhow!(
+                "write {} to {}: {}",
+                value.trim_end(),
+                path.display(),
+                os_reason(&e)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 pub fn read_file(dir: &Path, file: &str) -> Result<String> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::spec::types::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxNetwork};
 use anyhow::{bail, Result};
 
-use super::files::{read_file, wait_until, write_file};
+use super::files::{read_file, wait_until, write_file, write_values};
 use super::resources::{Ctl, DeviceRule, Write};
 
 pub fn plan_memory(m: &LinuxMemory) -> Result<Vec<Write>> {
@@ -207,6 +207,23 @@ pub fn apply(writes: &[Write], dirs: &BTreeMap<String, PathBuf>) -> Result<()> {
         }
         let w = &writes[i];
         let dir = dir_of(w)?;
+        if w.ctl == Some(Ctl::Devices) {
+            // Device rules come in runs for one file: one open, one write
+            // per rule (cgroupfs takes a rule per write), a rule repeated
+            // right after itself written once.
+            let run = writes[i..]
+                .iter()
+                .take_while(|x| x.ctl == w.ctl && x.file == w.file && x.alt.is_none())
+                .count();
+            let mut values: Vec<&str> = writes[i..i + run]
+                .iter()
+                .map(|x| x.value.as_str())
+                .collect();
+            values.dedup();
+            write_values(&dir.join(&w.file), &values)?;
+            done[i..i + run].iter_mut().for_each(|d| *d = true);
+            continue;
+        }
         if let Err(err) = write_one(dir, w) {
             // Raising the limit above the current memory+swap limit is
             // refused until memsw is raised first (runc does the same dance).
