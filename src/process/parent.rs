@@ -346,8 +346,12 @@ pub fn destroy(st: &State, dir: &Path) -> Result<()> {
     if let Some(layer) = &st.layer_dir {
         rootfs::remove_layer(layer)?;
     }
-    sys::remove_dir_known(dir, &[(state::STATE_FILE, false)])
-        .with_context(|| format!("remove state dir {}", dir.display()))
+    // A created, never started container still has its exec fifo.
+    sys::remove_dir_known(
+        dir,
+        &[(state::EXEC_FIFO, false), (state::STATE_FILE, false)],
+    )
+    .with_context(|| format!("remove state dir {}", dir.display()))
 }
 
 /// SIGKILL the process (through a pidfd, so a reused pid is never hit) and
