@@ -95,8 +95,12 @@ pub fn state_json(st: &State, status: Status) -> String {
 }
 
 /// `start`: the poststart hooks, after the process runs.
+pub fn has_poststart(st: &State) -> bool {
+    !list(st.hooks.as_ref(), Kind::Poststart).is_empty()
+}
+
 pub fn run_poststart(st: &State) {
-    if !list(st.hooks.as_ref(), Kind::Poststart).is_empty() {
+    if has_poststart(st) {
         run_warn(
             st.hooks.as_ref(),
             Kind::Poststart,

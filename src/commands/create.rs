@@ -28,7 +28,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8> {
 /// wait for the service's `READY=1` (as runc does).
 pub fn start(root: &Path, id: &str) -> Result<()> {
     let relay = bind_notify(root, id)?;
-    let st = release(root, id)?;
+    let st = release(root, id, true)?;
     if let Some(relay) = relay {
         wait_ready(&relay, &st)?;
     }
@@ -61,7 +61,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             let sized = load_process_size(&dir);
             fg.tty = Some(tty::Proxy::start(master, sized)?);
         }
-        let st = release(&cli.root, id)?;
+        // A foreground run waits for the exit anyway: only poststart
+        // hooks need to know when the process has started.
+        let st = release(&cli.root, id, !foreground)?;
         Ok::<_, anyhow::Error>((fg, st))
     })();
     let (mut fg, st) = match prepared {
@@ -188,8 +190,9 @@ fn apply_overrides(spec: &mut Spec, args: &CreateArgs) {
 
 /// Release a created container's process: one byte into its exec fifo;
 /// return once it has gone past its startContainer hooks to execve (or
-/// died), then run the poststart hooks.
-fn release(root: &Path, id: &str) -> Result<State> {
+/// died), then run the poststart hooks. Without `wait_exec` and without
+/// poststart hooks it returns right after the write.
+fn release(root: &Path, id: &str, wait_exec: bool) -> Result<State> {
     let (mut st, dir, _lock) = load_locked(root, id)?;
     match st.status(&dir) {
         Status::Created => {}
@@ -216,11 +219,15 @@ fn release(root: &Path, id: &str) -> Result<State> {
     // (the open above would have failed with ENXIO otherwise): it hangs up
     // once that end closes (CLOEXEC: at execve). We never read from it, so
     // the byte is the child's.
-    let watch = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&fifo)
-        .ok();
+    let watch = (wait_exec || hooks::has_poststart(&st))
+        .then(|| {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&fifo)
+                .ok()
+        })
+        .flatten();
     std::io::Write::write_all(&mut f, b"0").with_context(|| format!("write {}", fifo.display()))?;
     drop(f);
     fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;

@@ -12,10 +12,10 @@
 //! 1. **A sealed overlay** (as runc ≥ 1.2 does): a detached, read-only
 //!    overlayfs whose only layers are the binary's directory and `/dev`
 //!    (overlayfs wants a second lower layer when it has no upper one), with
-//!    no upper layer. Nothing is copied; the mount
-//!    is reachable only through the running image and cannot be made
-//!    writable (an overlay without an upper layer has nowhere to write,
-//!    whatever its mount flags). Needs CAP_SYS_ADMIN.
+//!    no upper layer. Nothing is copied; the mount is reachable only
+//!    through the running image and cannot be made writable (an overlay
+//!    without an upper layer has nowhere to write, whatever its mount
+//!    flags). Needs CAP_SYS_ADMIN.
 //! 2. **A sealed memfd copy** otherwise (rootless, no overlayfs, a deleted
 //!    or replaced binary): the whole binary copied into a memfd whose seals
 //!    refuse writes (crun, runc 1.1). Copying the 2.9 MB binary took ~2.9 ms
