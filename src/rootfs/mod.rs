@@ -46,7 +46,7 @@ pub fn choose_mode(spec: &Spec, rootfs: &Path) -> Result<Mode> {
     overlay::choose_mode(spec, rootfs)
 }
 
-/// Parent side: make `<layer_dir>/{upper,work,merged}`, `layer_dir` mode
+/// Parent side: make `<layer_dir>/{upper,work}`, `layer_dir` mode
 /// 0700. A `layer_dir` that already exists is refused.
 pub fn create_layer(layer_dir: &Path) -> Result<()> {
     overlay::create_layer(layer_dir)

@@ -1,5 +1,5 @@
 //! The container's root mount: the choice between overlay and bind mode, the
-//! per-container layer dirs (`upper`, `work`, `merged`), and the mount that
+//! per-container layer dirs (`upper`, `work`), and the mount that
 //! becomes `/`. In overlay mode the bundle's rootfs is only ever the
 //! read-only lower layer; this module must never write into it.
 
@@ -20,7 +20,6 @@ use super::Mode;
 pub const ROOTFS_ANNOTATION: &str = "run.berth.rootfs";
 pub const UPPER: &str = "upper";
 pub const WORK: &str = "work";
-pub const MERGED: &str = "merged";
 /// What overlayfs makes inside the work dir (mode 000).
 const WORK_WORK: &str = "work/work";
 
@@ -91,7 +90,7 @@ pub fn create_layer(layer_dir: &Path) -> Result<()> {
     .with_context(|| format!("create layer dir {}", layer_dir.display()))?;
     std::fs::set_permissions(layer_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("chmod 0700 {}", layer_dir.display()))?;
-    for d in [UPPER, WORK, MERGED] {
+    for d in [UPPER, WORK] {
         let p = layer_dir.join(d);
         std::fs::DirBuilder::new()
             .mode(0o755)
@@ -101,7 +100,7 @@ pub fn create_layer(layer_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Give the layer dir and its `upper`, `work`, `merged` to the host ids of
+/// Give the layer dir and its `upper` and `work` to the host ids of
 /// the container's root, so that root inside a user namespace can mount the
 /// overlay and write the upper dir.
 pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -113,7 +112,6 @@ pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
         layer_dir.to_path_buf(),
         layer_dir.join(UPPER),
         layer_dir.join(WORK),
-        layer_dir.join(MERGED),
     ] {
         nix::unistd::chown(&p, uid, gid)
             .map_err(syscalls::SysError)
@@ -125,12 +123,7 @@ pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
 pub fn remove_layer(layer_dir: &Path) -> Result<()> {
     // A container that wrote nothing leaves empty dirs (and overlay's own
     // work/work): plain rmdirs, the walk only for what holds files.
-    let known = [
-        (UPPER, true),
-        (MERGED, true),
-        (WORK_WORK, true),
-        (WORK, true),
-    ];
+    let known = [(UPPER, true), (WORK_WORK, true), (WORK, true)];
     match crate::sys::remove_dir_known(layer_dir, &known) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -181,11 +174,12 @@ pub fn overlay_data(lower: &Path, upper: &Path, work: &Path) -> String {
     )
 }
 
-/// Mount the overlay on `<layer_dir>/merged` and return that path.
+/// Mount the overlay on the rootfs directory itself, in the child's own
+/// mount namespace (no mount point to make and remove per container; the
+/// lower layer is looked up before the overlay covers it), and return it.
 pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
     let upper = layer_dir.join(UPPER);
     let work = layer_dir.join(WORK);
-    let merged = layer_dir.join(MERGED);
     let mut data = overlay_data(rootfs, &upper, &work);
     // In a user namespace overlay may not use trusted.* xattrs (kernel >= 5.11).
     let userxattr = crate::namespaces::in_user_ns();
@@ -199,7 +193,7 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
             syscalls::open_host(p, OFlag::O_PATH | OFlag::O_DIRECTORY).with_context(|| {
                 format!(
                     "mount overlay on {}: open {}",
-                    merged.display(),
+                    rootfs.display(),
                     p.display()
                 )
             })
@@ -215,21 +209,23 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
         }
         _fds = fds;
     }
+    let target = syscalls::open_host(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .with_context(|| format!("open rootfs {}", rootfs.display()))?;
     syscalls::mount(
         Some(Path::new("overlay")),
-        &merged,
+        &fd_path(target.as_fd()),
         Some("overlay"),
         MsFlags::empty(),
         Some(&data),
     )
-    .with_context(|| overlay_error_context(&merged, rootfs, &upper, &work))?;
-    Ok(merged)
+    .with_context(|| overlay_error_context(rootfs, rootfs, &upper, &work))?;
+    Ok(rootfs.to_path_buf())
 }
 
 /// Name the one dir that is missing when there is one (runc's message:
-/// `mount overlay on …/merged: lowerdir=/srv/b/rootfs`), else all three.
+/// `mount overlay on …/rootfs: lowerdir=/srv/b/rootfs`), else all three.
 /// Runs only on the error path.
-fn overlay_error_context(merged: &Path, lower: &Path, upper: &Path, work: &Path) -> String {
+fn overlay_error_context(target: &Path, lower: &Path, upper: &Path, work: &Path) -> String {
     let named = [("lowerdir", lower), ("upperdir", upper), ("workdir", work)];
     let what = match named.iter().find(|(_, p)| !p.exists()) {
         Some((n, p)) => format!("{n}={}", p.display()),
@@ -240,7 +236,7 @@ fn overlay_error_context(merged: &Path, lower: &Path, upper: &Path, work: &Path)
             work.display()
         ),
     };
-    format!("mount overlay on {}: {what}", merged.display())
+    format!("mount overlay on {}: {what}", target.display())
 }
 
 /// Bind mode: bind the rootfs onto itself so it is a mount point that
@@ -313,13 +309,11 @@ mod tests {
     fn error_names_the_missing_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path();
-        let msg = overlay_error_context(&t.join("merged"), Path::new("/srv/b/rootfs"), t, t);
+        let msg =
+            overlay_error_context(Path::new("/srv/b/rootfs"), Path::new("/srv/b/rootfs"), t, t);
         assert_eq!(
             msg,
-            format!(
-                "mount overlay on {}/merged: lowerdir=/srv/b/rootfs",
-                t.display()
-            )
+            "mount overlay on /srv/b/rootfs: lowerdir=/srv/b/rootfs"
         );
     }
 
@@ -330,7 +324,7 @@ mod tests {
         create_layer(&layer).unwrap();
         let mode = std::fs::metadata(&layer).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        for d in [UPPER, WORK, MERGED] {
+        for d in [UPPER, WORK] {
             assert!(layer.join(d).is_dir());
         }
         assert!(
