@@ -186,9 +186,11 @@ fn sealed_overlay() -> Result<(OwnedFd, CString)> {
         "fsmount the sealed overlay",
     )?;
     let name = CString::new(name.as_bytes()).context("a binary name with a NUL byte")?;
-    let (seen, running) = (statx_at(&mnt, &name)?, statx_at_cwd(c"/proc/self/exe")?);
-    let same = |s: &libc::statx| (s.stx_size, s.stx_mtime.tv_sec, s.stx_mtime.tv_nsec);
-    if same(&seen) != same(&running) {
+    let seen = size_and_mtime(mnt.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+        .with_context(|| format!("statx {} in the sealed overlay", exe.display()))?;
+    let running =
+        size_and_mtime(libc::AT_FDCWD, c"/proc/self/exe", 0).context("statx /proc/self/exe")?;
+    if seen != running {
         bail!("{} changed since berth started", exe.display());
     }
     Ok((mnt, name))
@@ -336,20 +338,15 @@ fn fd_or_err(rc: libc::c_long, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) })
 }
 
-fn statx_at(dir: &OwnedFd, name: &CStr) -> Result<libc::statx> {
-    statx_raw(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)
-        .with_context(|| format!("statx {} in the sealed overlay", name.to_string_lossy()))
-}
-
-fn statx_at_cwd(path: &CStr) -> Result<libc::statx> {
-    statx_raw(libc::AT_FDCWD, path, 0).with_context(|| format!("statx {}", path.to_string_lossy()))
-}
-
-fn statx_raw(dir: libc::c_int, path: &CStr, flags: libc::c_int) -> io::Result<libc::statx> {
-    // SAFETY: statx writes into the zeroed struct we own; the path is
-    // NUL-terminated.
+/// statx(dir, path, flags): the file's size and modification time.
+fn size_and_mtime(
+    dir: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+) -> io::Result<(u64, i64, u32)> {
+    // SAFETY: all-zero is a valid statx (plain integers).
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: statx writes into the struct we own; the path is NUL-terminated.
     let rc = unsafe {
         libc::statx(
             dir,
@@ -360,7 +357,7 @@ fn statx_raw(dir: libc::c_int, path: &CStr, flags: libc::c_int) -> io::Result<li
         )
     };
     if rc == 0 {
-        Ok(st)
+        Ok((st.stx_size, st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec))
     } else {
         Err(io::Error::last_os_error())
     }
