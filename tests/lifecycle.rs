@@ -182,7 +182,7 @@ fn namespaces_are_new_and_hostname_is_the_configs() {
 }
 
 #[test]
-fn mountinfo_inside_shows_overlay_root_and_host_gains_nothing() {
+fn mountinfo_inside_shows_a_volatile_overlay_root_and_host_gains_nothing() {
     let env = Env::new();
     let before = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let id = env.id("mnt");
@@ -195,6 +195,15 @@ fn mountinfo_inside_shows_overlay_root_and_host_gains_nothing() {
         .find(|l| l.split_whitespace().nth(4) == Some("/"))
         .expect("a root mount");
     assert!(root_line.contains(" - overlay "), "{root_line}");
+    // Volatile (the container's upper layer is never synced to disk): the
+    // super options say `volatile`, or `fsync=volatile` on newer kernels.
+    let super_opts = root_line.rsplit(' ').next().unwrap_or_default();
+    assert!(
+        super_opts
+            .split(',')
+            .any(|o| o == "volatile" || o == "fsync=volatile"),
+        "root overlay is not volatile: {root_line}"
+    );
     for dst in [
         "/proc",
         "/dev",

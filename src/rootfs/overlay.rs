@@ -20,8 +20,12 @@ use super::Mode;
 pub const ROOTFS_ANNOTATION: &str = "run.berth.rootfs";
 pub const UPPER: &str = "upper";
 pub const WORK: &str = "work";
-/// What overlayfs makes inside the work dir (mode 000).
+/// What overlayfs makes inside the work dir (mode 000), and the marker of
+/// a volatile mount in it.
 const WORK_WORK: &str = "work/work";
+const INCOMPAT: &str = "work/work/incompat";
+const VOLATILE: &str = "work/work/incompat/volatile";
+const VOLATILE_DIRTY: &str = "work/work/incompat/volatile/dirty";
 
 /// Overlay's data string is limited to one page; stay well below it.
 const MAX_DATA: usize = 4000;
@@ -123,7 +127,14 @@ pub fn chown_layer(layer_dir: &Path, uid: u32, gid: u32) -> Result<()> {
 pub fn remove_layer(layer_dir: &Path) -> Result<()> {
     // A container that wrote nothing leaves empty dirs (and overlay's own
     // work/work): plain rmdirs, the walk only for what holds files.
-    let known = [(UPPER, true), (WORK_WORK, true), (WORK, true)];
+    let known = [
+        (UPPER, true),
+        (VOLATILE_DIRTY, false),
+        (VOLATILE, true),
+        (INCOMPAT, true),
+        (WORK_WORK, true),
+        (WORK, true),
+    ];
     match crate::sys::remove_dir_known(layer_dir, &known) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -211,13 +222,24 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
     }
     let target = syscalls::open_host(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
         .with_context(|| format!("open rootfs {}", rootfs.display()))?;
-    syscalls::mount(
-        Some(Path::new("overlay")),
-        &fd_path(target.as_fd()),
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )
+    let mount = |data: &str| {
+        syscalls::mount(
+            Some(Path::new("overlay")),
+            &fd_path(target.as_fd()),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data),
+        )
+    };
+    // Volatile: the upper layer lives as long as its container and is never
+    // mounted again (a crash leaves it unusable, and overlayfs marks it so),
+    // so nothing needs its syncs; without them the container's exit no
+    // longer commits the upper filesystem's journal (~1.2 ms of every run
+    // here). Kernels before 5.10 do not know the option.
+    match mount(&format!("{data},volatile")) {
+        Err(syscalls::SysError(nix::errno::Errno::EINVAL)) => mount(&data),
+        other => other,
+    }
     .with_context(|| overlay_error_context(rootfs, rootfs, &upper, &work))?;
     Ok(rootfs.to_path_buf())
 }
