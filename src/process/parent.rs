@@ -161,8 +161,6 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
     let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
-    // Only a plain clone is born in the v2 cgroup (CLONE_INTO_CGROUP).
-    let born_in_v2 = ns.join_user.is_none() && ns.pre_user_joins.is_empty();
     let cloned = match &ns.join_user {
         Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
         None if !ns.pre_user_joins.is_empty() => {
@@ -197,7 +195,10 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // Only the child may hold the listener connection: it closes at execve.
     drop(seccomp);
 
-    // 5. Place it, let it build its root, record it, release it.
+    // 5. Place it, let it build its root, record it, release it. Without a
+    // user namespace it was born in its v2 cgroup (CLONE_INTO_CGROUP) and
+    // joins the v1 ones itself before `Go` (its setup fails if it cannot):
+    // nothing to place or to check afterwards.
     if !child_joins_cgroup {
         cgroup.add_process(pid.as_raw())?;
     }
@@ -233,12 +234,6 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (Msg::Error { code, msg }, _) => return Err(ExecError::from_child(code, msg)),
             (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
         }
-    }
-    // It is in every hierarchy now. Born in its v2 cgroup and joined to the
-    // v1 ones by itself (the child fails setup if it cannot), there is
-    // nothing to check; otherwise this places it where it is not yet.
-    if !(child_joins_cgroup && born_in_v2) {
-        cgroup.add_process(pid.as_raw())?;
     }
     st.pid = pid.as_raw();
     st.pid_start_time =
