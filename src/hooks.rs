@@ -94,11 +94,13 @@ pub fn state_json(st: &State, status: Status) -> String {
     serde_json::to_string(&st.to_oci(status)).unwrap_or_default()
 }
 
-/// `start`: the poststart hooks, after the process runs.
+/// Whether the container has poststart hooks (`start` then waits for its
+/// execve before running them).
 pub fn has_poststart(st: &State) -> bool {
     !list(st.hooks.as_ref(), Kind::Poststart).is_empty()
 }
 
+/// `start`: the poststart hooks, after the process runs.
 pub fn run_poststart(st: &State) {
     if has_poststart(st) {
         run_warn(

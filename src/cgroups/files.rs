@@ -26,19 +26,22 @@ pub fn write_path(path: &Path, value: &str) -> Result<()> {
 pub fn write_values(path: &Path, values: &[&str]) -> Result<()> {
     // No O_CREAT/O_TRUNC: a cgroup file that is missing is an unsupported
     // knob, and creating a regular file would hide that.
-    let mut file = fs::OpenOptions::new().write(true).open(path).map_err(|e| {
-        let first = values.first().map_or("", |v| v.trim_end());
-        anyhow!("write {first} to {}: {}", path.display(), os_reason(&e))
-    })?;
+    let failed = |value: &str, e: std::io::Error| {
+        anyhow!(
+            "write {} to {}: {}",
+            value.trim_end(),
+            path.display(),
+            os_reason(&e)
+        )
+    };
+    let first = values.first().copied().unwrap_or_default();
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| failed(first, e))?;
     for value in values {
-        file.write_all(value.as_bytes()).map_err(|e| {
-            anyhow!(
-                "write {} to {}: {}",
-                value.trim_end(),
-                path.display(),
-                os_reason(&e)
-            )
-        })?;
+        file.write_all(value.as_bytes())
+            .map_err(|e| failed(value, e))?;
     }
     Ok(())
 }

@@ -219,15 +219,15 @@ fn release(root: &Path, id: &str, wait_exec: bool) -> Result<State> {
     // (the open above would have failed with ENXIO otherwise): it hangs up
     // once that end closes (CLOEXEC: at execve). We never read from it, so
     // the byte is the child's.
-    let watch = (wait_exec || hooks::has_poststart(&st))
-        .then(|| {
-            fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(&fifo)
-                .ok()
-        })
-        .flatten();
+    let watch = if wait_exec || hooks::has_poststart(&st) {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo)
+            .ok()
+    } else {
+        None
+    };
     std::io::Write::write_all(&mut f, b"0").with_context(|| format!("write {}", fifo.display()))?;
     drop(f);
     fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;

@@ -240,14 +240,15 @@ pub fn mount_overlay(layer_dir: &Path, rootfs: &Path) -> Result<PathBuf> {
         Err(syscalls::SysError(nix::errno::Errno::EINVAL)) => mount(&data),
         other => other,
     }
-    .with_context(|| overlay_error_context(rootfs, rootfs, &upper, &work))?;
+    .with_context(|| overlay_error_context(rootfs, &upper, &work))?;
     Ok(rootfs.to_path_buf())
 }
 
 /// Name the one dir that is missing when there is one (runc's message:
 /// `mount overlay on …/rootfs: lowerdir=/srv/b/rootfs`), else all three.
 /// Runs only on the error path.
-fn overlay_error_context(target: &Path, lower: &Path, upper: &Path, work: &Path) -> String {
+/// The overlay is mounted on its lower dir, so that is the target too.
+fn overlay_error_context(lower: &Path, upper: &Path, work: &Path) -> String {
     let named = [("lowerdir", lower), ("upperdir", upper), ("workdir", work)];
     let what = match named.iter().find(|(_, p)| !p.exists()) {
         Some((n, p)) => format!("{n}={}", p.display()),
@@ -258,7 +259,7 @@ fn overlay_error_context(target: &Path, lower: &Path, upper: &Path, work: &Path)
             work.display()
         ),
     };
-    format!("mount overlay on {}: {what}", target.display())
+    format!("mount overlay on {}: {what}", lower.display())
 }
 
 /// Bind mode: bind the rootfs onto itself so it is a mount point that
@@ -331,8 +332,7 @@ mod tests {
     fn error_names_the_missing_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path();
-        let msg =
-            overlay_error_context(Path::new("/srv/b/rootfs"), Path::new("/srv/b/rootfs"), t, t);
+        let msg = overlay_error_context(Path::new("/srv/b/rootfs"), t, t);
         assert_eq!(
             msg,
             "mount overlay on /srv/b/rootfs: lowerdir=/srv/b/rootfs"
