@@ -96,13 +96,13 @@ pub fn state_json(st: &State, status: Status) -> String {
 
 /// Whether the container has poststart hooks (`start` then waits for its
 /// execve before running them).
-pub fn has_poststart(st: &State) -> bool {
-    !list(st.hooks.as_ref(), Kind::Poststart).is_empty()
+pub fn has_poststart(hooks: Option<&Hooks>) -> bool {
+    !list(hooks, Kind::Poststart).is_empty()
 }
 
 /// `start`: the poststart hooks, after the process runs.
 pub fn run_poststart(st: &State) {
-    if has_poststart(st) {
+    if has_poststart(st.hooks.as_ref()) {
         run_warn(
             st.hooks.as_ref(),
             Kind::Poststart,

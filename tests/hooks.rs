@@ -241,3 +241,27 @@ fn poststart_failure_is_only_a_warning() {
     assert!(common::stderr(&out).contains("hooks.poststart[0] /bin/false"));
     env.assert_gone(&id);
 }
+
+#[test]
+fn foreground_run_orders_every_kind_and_poststart_sees_the_process() {
+    let (env, dir) = env_with_hooks(|dir, c| {
+        let mut hooks = serde_json::Map::new();
+        for kind in KINDS {
+            hooks.insert(kind.into(), json!([record_hook(dir, kind)]));
+        }
+        // Which program the container's pid runs when poststart looks.
+        hooks["poststart"].as_array_mut().expect("list").push(json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); cat /proc/$pid/comm > \"$0\"", dir.join("comm")],
+        }));
+        c["hooks"] = Value::Object(hooks);
+    });
+    let id = env.id("fghooks");
+    let out = env.run(&id, &["sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", common::stderr(&out));
+    let kinds: Vec<String> = records(&dir).into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, KINDS, "each kind once, in lifecycle order");
+    let comm = std::fs::read_to_string(dir.join("comm")).expect("poststart ran");
+    assert_eq!(comm.trim(), "sh", "poststart runs after the execve");
+    env.assert_gone(&id);
+}

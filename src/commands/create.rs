@@ -21,7 +21,7 @@ use crate::state::{container_dir, State, Status, EXEC_FIFO};
 use crate::{hooks, spec, sys, tty};
 
 pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8> {
-    create_container(cli, args, true).map(|_| 0)
+    create_container(cli, args, true, false).map(|_| 0)
 }
 
 /// `start`: release the process, run poststart, and with NOTIFY_SOCKET
@@ -40,17 +40,24 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if foreground {
         wait::block_all_signals()?;
     }
-    let created = create_container(cli, &args.create, args.detach)?;
+    // With nothing to do between create and start (no terminal to proxy,
+    // no notify socket to bind, no poststart hook to order), the process
+    // starts when its state is committed: one handoff, no exec fifo.
+    let start = foreground && notify::host_socket().is_none();
+    let created = create_container(cli, &args.create, args.detach, start)?;
     let Created {
         dir,
         pid,
         lock,
         pty,
-        ..
+        started,
     } = created;
     drop(lock);
     let id = &args.create.id;
     let prepared = (|| {
+        if started {
+            return Ok((Foreground::default(), None));
+        }
         let mut fg = Foreground {
             notify: bind_notify(&cli.root, id)?,
             ..Default::default()
@@ -64,7 +71,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         // A foreground run waits for the exit anyway: only poststart
         // hooks need to know when the process has started.
         let st = release(&cli.root, id, !foreground)?;
-        Ok::<_, anyhow::Error>((fg, st))
+        Ok::<_, anyhow::Error>((fg, Some(st)))
     })();
     let (mut fg, st) = match prepared {
         Ok(v) => v,
@@ -74,8 +81,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
     };
     if !foreground {
-        if let Some(relay) = &fg.notify {
-            wait_ready(relay, &st)?;
+        if let (Some(relay), Some(st)) = (&fg.notify, &st) {
+            wait_ready(relay, st)?;
         }
         return Ok(0);
     }
@@ -126,7 +133,9 @@ fn wait_ready(relay: &Relay, st: &State) -> Result<()> {
     relay.wait_ready(&pidfd, st.pid)
 }
 
-fn create_container(cli: &Cli, args: &CreateArgs, detach: bool) -> Result<Created> {
+/// `start`: release the process at commit when its config allows it (see
+/// `run`); `Created::started` says whether it did.
+fn create_container(cli: &Cli, args: &CreateArgs, detach: bool, start: bool) -> Result<Created> {
     crate::state::validate_id(&args.id)?;
     let bundle = fs::canonicalize(&args.bundle)
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
@@ -137,6 +146,7 @@ fn create_container(cli: &Cli, args: &CreateArgs, detach: bool) -> Result<Create
         .as_ref()
         .is_some_and(|p| p.terminal().unwrap_or(false));
     let console = super::exec::console_target(terminal, args.console_socket.as_deref(), detach)?;
+    let start = start && !terminal && !hooks::has_poststart(spec.hooks().as_ref());
     let notify = notify::host_socket().is_some();
     if notify {
         notify::setup_env(&mut spec);
@@ -159,6 +169,7 @@ fn create_container(cli: &Cli, args: &CreateArgs, detach: bool) -> Result<Create
             console,
             notify,
             rootless: cli.rootless_mode,
+            start,
         },
         &spec,
     )
@@ -219,7 +230,7 @@ fn release(root: &Path, id: &str, wait_exec: bool) -> Result<State> {
     // (the open above would have failed with ENXIO otherwise): it hangs up
     // once that end closes (CLOEXEC: at execve). We never read from it, so
     // the byte is the child's.
-    let watch = if wait_exec || hooks::has_poststart(&st) {
+    let watch = if wait_exec || hooks::has_poststart(st.hooks.as_ref()) {
         fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)

@@ -32,8 +32,10 @@ pub struct ChildContext<'a> {
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub ns: &'a namespaces::Plan,
-    /// The exec fifo, opened O_RDWR by the parent: reading blocks until `start`.
-    pub fifo: OwnedFd,
+    /// The exec fifo, opened O_RDWR by the parent: reading blocks until
+    /// `start`. None when the parent starts us at `Commit` (a foreground
+    /// `run`): we exec right after `Ack`.
+    pub fifo: Option<OwnedFd>,
     pub chan: Channel,
     /// `process.terminal`: where the pty master goes.
     pub console: Option<&'a ConsoleTarget>,
@@ -160,7 +162,9 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     sys::set_parent_death_signal(0)?;
     ctx.chan.send(&Msg::Ack)?;
     // Block until `berth start` writes to the exec fifo.
-    wait_for_start(&ctx.fifo)?;
+    if let Some(fifo) = &ctx.fifo {
+        wait_for_start(fifo)?;
+    }
     // From here on errors go to our stderr: nobody waits on the channel.
     exec_prepared(
         process,

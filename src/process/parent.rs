@@ -48,16 +48,22 @@ pub struct CreateOptions<'a> {
     /// container stays in the caller's cgroups, with one warning if the
     /// config asks for limits.
     pub rootless: bool,
+    /// Start the process as soon as its state is committed: no exec fifo,
+    /// no `start` (a foreground `run` with nothing to do in between).
+    pub start: bool,
 }
 
-/// A container whose process waits on the exec fifo. The state lock is held
-/// until this is dropped.
+/// A container whose process waits on the exec fifo (or, with
+/// `CreateOptions::start`, runs). The state lock is held until this is
+/// dropped.
 pub struct Created {
     pub dir: PathBuf,
     pub pid: Pid,
     pub lock: Lock,
     /// The pty master, when the child sent it to us (`ConsoleTarget::Parent`).
     pub pty: Option<OwnedFd>,
+    /// Released at commit (`CreateOptions::start`): the process runs.
+    pub started: bool,
 }
 
 pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
@@ -136,7 +142,11 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         }
     }
     cgroup.create(resources)?;
-    let fifo = make_exec_fifo(&dir)?;
+    let fifo = if opts.start {
+        None
+    } else {
+        Some(make_exec_fifo(&dir)?)
+    };
     let with_notify;
     let spec = if opts.notify {
         notify::make_dir(&dir)?;
@@ -238,7 +248,11 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     st.pid = pid.as_raw();
     st.pid_start_time =
         state::process_start_time(st.pid).context("the container process exited during setup")?;
-    st.status = Status::Created;
+    st.status = if opts.start {
+        Status::Running
+    } else {
+        Status::Created
+    };
     st.creator_pid = 0;
     st.creator_start_time = 0;
     st.save(&dir)?;
@@ -253,6 +267,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         pid,
         lock,
         pty,
+        started: opts.start,
     })
 }
 
