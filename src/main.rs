@@ -1,6 +1,14 @@
 //! berth: entry point. Parses the command line, sets up logging, dispatches to
 //! one subcommand and turns an error into the one line a person or an
 //! orchestrator reads: `berth: <what failed>: <why>`.
+//!
+//! berth is started twice per create, run and exec (the sealed re-exec), so
+//! it skips std's runtime start-up: that reads /proc/self/maps for the main
+//! thread's stack bounds and installs a SIGSEGV/SIGBUS handler on an
+//! alternate stack, only to print "stack overflow" instead of the plain
+//! SIGSEGV the kernel's guard gap gives anyway. What of it berth relies on
+//! (fds 0-2 open, SIGPIPE ignored, stdout flushed at exit) `main` does itself.
+#![cfg_attr(not(test), no_main)]
 
 mod cgroups;
 mod cli;
@@ -17,9 +25,22 @@ mod state;
 mod sys;
 mod tty;
 
-use std::process::ExitCode;
+/// The C entry point glibc calls (std still captures argv and the
+/// environment through its own init hook, so `std::env` works).
+// SAFETY: the one `main` symbol of the program, with the C signature glibc's
+// start code calls; nothing else defines it. (Under `cargo test` the
+// harness has its own main and this one is plain Rust.)
+#[cfg_attr(not(test), no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    sys::open_stdio_on_dev_null();
+    sys::ignore_sigpipe();
+    let code = berth_main();
+    // std's runtime would flush a partial last line of stdout at exit.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code.into()
+}
 
-fn main() -> ExitCode {
+fn berth_main() -> u8 {
     let cli = cli::Cli::parse_resolved();
     // Fds the caller leaked (not close-on-exec) must never reach a container
     // (CVE-2024-21626): close all but stdio and the ones to pass on before
@@ -48,14 +69,14 @@ fn main() -> ExitCode {
         _ => Ok(()),
     };
     match sealed.and_then(|()| commands::dispatch(&cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(err) => {
             let msg = format!("{err:#}");
             logging::log(logging::Level::Error, &msg);
             if logging::has_file() {
                 eprintln!("berth: {msg}");
             }
-            ExitCode::from(exit_code_of(&err))
+            exit_code_of(&err)
         }
     }
 }

@@ -235,6 +235,37 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Make sure fds 0, 1 and 2 are open (on /dev/null where the caller closed
+/// them), as std's runtime does: otherwise the first file berth opens would
+/// become its stdout and an error line would land in it.
+pub fn open_stdio_on_dev_null() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a local array of three pollfds, no timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        return;
+    }
+    for p in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // SAFETY: opens a fixed NUL-terminated path; the lowest free fd is
+        // the closed one, `p.fd`, since the lower ones are checked first.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != p.fd {
+            // Not even /dev/null: better to stop than to write into a file.
+            std::process::abort();
+        }
+    }
+}
+
+/// Ignore SIGPIPE, as std's runtime does: a write to a closed pipe is then
+/// an EPIPE error with a message, not a silent death.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Close every fd from `first` upwards (best effort: close_range(2) exists
 /// since Linux 5.9; without it the fds stay, as before).
 pub fn close_fds_from(first: u32) {

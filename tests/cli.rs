@@ -163,3 +163,30 @@ fn env_and_command_overrides() {
     // Exactly process.env: nothing of berth's own environment leaks in.
     assert!(!lines.iter().any(|l| l.starts_with("CARGO")), "{text}");
 }
+
+#[test]
+fn closed_stdio_becomes_dev_null_for_berth_and_its_container() {
+    // berth skips std's runtime start-up, so it must reopen closed 0-2
+    // itself: otherwise its own first files take those numbers and the
+    // container starts with them closed (or holding berth's files).
+    let env = Env::new();
+    let id = env.id("nostdio");
+    // A character device each (berth's /dev/null): not closed, no file of berth's.
+    let script = "for fd in 0 1 2; do [ -c /proc/self/fd/$fd ] || exit 9; done";
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$@\" <&- >&- 2>&-")
+        .arg("sh")
+        .arg(common::BERTH)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--layer-root")
+        .arg(&env.layer_root)
+        .args(["run", "-b"])
+        .arg(&env.bundle)
+        .args([id.as_str(), "sh", "-c", script])
+        .output()
+        .expect("spawn sh");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.assert_gone(&id);
+}
