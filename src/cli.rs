@@ -18,28 +18,31 @@ pub const DEFAULT_LAYER_ROOT: &str = "/var/lib/berth/layers";
     about = "berth: a daemonless OCI container runtime",
     after_help = "Example: berth run -b bundles/busybox demo sh -c 'echo hello from $(hostname)'"
 )]
+/// The global flags go before the subcommand, as runc's do. (clap's
+/// `global` would also take them after it, at the price of copying every
+/// one into all sixteen subcommands on each start.)
 pub struct Cli {
     /// Root directory for container state
-    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    #[arg(long, default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
     /// Directory holding each container's writable overlay layer
-    #[arg(long, global = true, default_value = DEFAULT_LAYER_ROOT)]
+    #[arg(long, default_value = DEFAULT_LAYER_ROOT)]
     pub layer_root: PathBuf,
     /// Write log lines to this file instead of stderr
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub log: Option<PathBuf>,
     /// Format of log lines
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log debug messages
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Treat cgroupsPath as systemd's slice:prefix:name
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true",
+    #[arg(long, num_args = 0..=1, default_missing_value = "true",
           require_equals = true, value_parser = clap::builder::BoolishValueParser::new(),
           default_value = "false")]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (default auto: rootless when not root; before the subcommand)
+    /// Rootless mode: true, false or auto (default auto: rootless when not root)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true,
           value_parser = ["true", "false", "auto"])]
     pub rootless: Option<String>,
@@ -47,7 +50,7 @@ pub struct Cli {
     #[arg(skip)]
     pub rootless_mode: bool,
     /// Path to criu (accepted for runc compatibility; berth has no checkpointing)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub criu: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -62,7 +65,10 @@ impl Cli {
     pub fn parse_resolved() -> Cli {
         use clap::parser::ValueSource;
         use clap::{CommandFactory, FromArgMatches};
-        let matches = Cli::command().get_matches();
+        let mut command = Cli::command();
+        let matches = command.get_matches_mut();
+        // berth exits soon after: freeing the tree is work for nothing.
+        std::mem::forget(command);
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         let euid = nix::unistd::geteuid().as_raw();
@@ -140,7 +146,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// `defer`: a subcommand's arguments are built only when it is the one
+/// being run (or its help is shown), not all sixteen on every start.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container (its process waits for `start`)
     #[command(after_help = "Example: berth create -b bundles/busybox c1 && berth start c1")]

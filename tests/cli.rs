@@ -190,3 +190,27 @@ fn closed_stdio_becomes_dev_null_for_berth_and_its_container() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     env.assert_gone(&id);
 }
+
+#[test]
+fn global_flags_go_before_the_subcommand_as_in_runc() {
+    let env = Env::new();
+    let out = std::process::Command::new(common::BERTH)
+        .args(["state", "--root"])
+        .arg(&env.root)
+        .arg("nope")
+        .output()
+        .expect("spawn berth");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unexpected argument '--root'"),
+        "{}",
+        stderr(&out)
+    );
+    // Before it, the same flag is taken.
+    let out = env.berth(&["state", "nope"]);
+    assert!(
+        stderr(&out).contains("nope does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
