@@ -9,70 +9,88 @@
 
 use std::path::Path;
 
-use crate::spec::types::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+use crate::spec::types::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType, Mount, Spec};
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::state::OCI_VERSION;
+
+/// runc's example spec, as text: `json!` would expand it into ~60 KB of
+/// code that builds each value, for a command run once per bundle.
+/// `ociVersion` and the namespaces are filled in by [`example`].
+const TEMPLATE: &str = r#"{
+    "process": {
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": ["sh"],
+        "env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=xterm"
+        ],
+        "cwd": "/",
+        "capabilities": {
+            "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": true
+    },
+    "root": {"path": "rootfs", "readonly": true},
+    "hostname": "berth",
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+    ],
+    "linux": {
+        "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+        "maskedPaths": [
+            "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+            "/proc/scsi", "/sys/devices/virtual/tpm"
+        ],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    }
+}"#;
 
 /// runc's example spec; the cgroup namespace only on a cgroup v2 host, as
 /// runc does.
 pub fn example() -> Result<Spec> {
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "network"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
+    // from_slice: the instance `spec::load` already has (from_str would add
+    // a second copy of the whole Spec deserializer).
+    let mut spec: Spec =
+        serde_json::from_slice(TEMPLATE.as_bytes()).context("default spec template")?;
+    spec.version = OCI_VERSION.into();
+    let mut kinds = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
     ];
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        namespaces.push(json!({"type": "cgroup"}));
+        kinds.push(LinuxNamespaceType::Cgroup);
     }
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    let template = json!({
-        "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["sh"],
-            "env": [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "TERM=xterm"
-            ],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "berth",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": namespaces,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi", "/sys/devices/virtual/tpm"
-            ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-        }
-    });
-    serde_json::from_value(template).context("default spec template")
+    let mut linux = spec.linux.take().unwrap_or_default();
+    linux.namespaces = Some(
+        kinds
+            .into_iter()
+            .map(|typ| LinuxNamespace { typ, path: None })
+            .collect(),
+    );
+    spec.linux = Some(linux);
+    Ok(spec)
 }
 
 /// runc's `ToRootless`: a user namespace mapping root to `uid`/`gid`, no
@@ -112,7 +130,7 @@ pub fn to_rootless(spec: &mut Spec, uid: u32, gid: u32) -> Result<()> {
             LinuxNamespaceType::Network | LinuxNamespaceType::User
         )
     });
-    namespaces.push(crate::spec::types::LinuxNamespace {
+    namespaces.push(LinuxNamespace {
         typ: LinuxNamespaceType::User,
         path: None,
     });
