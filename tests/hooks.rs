@@ -265,3 +265,23 @@ fn foreground_run_orders_every_kind_and_poststart_sees_the_process() {
     assert_eq!(comm.trim(), "sh", "poststart runs after the execve");
     env.assert_gone(&id);
 }
+
+#[test]
+fn failing_start_container_hook_fails_a_foreground_run_with_its_name() {
+    // The hook runs after the parent stopped reading the channel: the
+    // child's error must still reach the user.
+    let (env, _dir) = env_with_hooks(|_, c| {
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/false"}]});
+    });
+    for n in 0..5 {
+        let id = env.id(&format!("scfail{n}"));
+        let out = env.run(&id, &["true"]);
+        assert!(!out.status.success());
+        assert!(
+            common::stderr(&out).contains("hooks.startContainer[0] /bin/false"),
+            "{}",
+            common::stderr(&out)
+        );
+        env.assert_gone(&id);
+    }
+}

@@ -161,11 +161,13 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     ctx.chan.expect(Msg::Commit)?;
     sys::set_parent_death_signal(0)?;
     ctx.chan.send(&Msg::Ack)?;
+    // The parent reads nothing after Ack: an error from here on must reach
+    // our stderr, not a socket buffer nobody drains.
+    ctx.chan.close_send()?;
     // Block until `berth start` writes to the exec fifo.
     if let Some(fifo) = &ctx.fifo {
         wait_for_start(fifo)?;
     }
-    // From here on errors go to our stderr: nobody waits on the channel.
     exec_prepared(
         process,
         &prepared,

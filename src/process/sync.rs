@@ -63,6 +63,14 @@ impl Channel {
         self.send_with(msg, None)
     }
 
+    /// Send nothing more: the peer reads end-of-stream, and a later
+    /// `send` here fails (so the child reports errors on its stderr once
+    /// the parent no longer listens, even while the parent's end is open).
+    pub fn close_send(&self) -> Result<()> {
+        nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+            .context("shut down the sync channel")
+    }
+
     /// Send `Msg::Pty` with the pty master attached.
     pub fn send_pty(&self, master: &OwnedFd) -> Result<()> {
         self.send_with(&Msg::Pty, Some(master.as_fd()))
