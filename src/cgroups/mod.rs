@@ -200,7 +200,7 @@ impl Cgroup {
 
     fn nodes(&self) -> Vec<&Node> {
         let mut nodes: Vec<&Node> = self.v1.values().chain(self.v2.iter()).collect();
-        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        nodes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         nodes.dedup_by(|a, b| a.path == b.path);
         nodes
     }

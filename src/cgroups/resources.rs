@@ -344,7 +344,7 @@ fn plan_pids(limit: i64) -> Vec<Write> {
 
 fn plan_rdma(r: &std::collections::HashMap<String, crate::spec::types::LinuxRdma>) -> Vec<Write> {
     let mut devs: Vec<_> = r.iter().collect();
-    devs.sort_by(|a, b| a.0.cmp(b.0));
+    devs.sort_unstable_by(|a, b| a.0.cmp(b.0));
     devs.into_iter()
         .filter_map(|(dev, lim)| {
             let mut line = dev.clone();
@@ -367,7 +367,7 @@ fn plan_unified(
     u: &std::collections::HashMap<String, String>,
 ) -> Result<()> {
     let mut keys: Vec<_> = u.iter().collect();
-    keys.sort();
+    keys.sort_unstable();
     for (key, value) in keys {
         if key.is_empty() || key.contains('/') || key.starts_with('.') || !key.contains('.') {
             bail!("linux.resources.unified: {key:?} is not a cgroup v2 file name");

@@ -58,7 +58,7 @@ pub fn hugepage_sizes() -> Vec<String> {
         })
         .map(page_size_name)
         .collect();
-    sizes.sort();
+    sizes.sort_unstable();
     sizes
 }
 

@@ -72,7 +72,7 @@ fn collect(root: &Path) -> Result<Vec<(State, Status)>> {
             Err(e) => logging::debug(&format!("list: skip {}: {e:#}", dir.display())),
         }
     }
-    out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    out.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
     Ok(out)
 }
 

@@ -73,7 +73,7 @@ fn list(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>> {
                 .file_name(),
         );
     }
-    names.sort();
+    names.sort_unstable();
     Ok(names)
 }
 
@@ -176,7 +176,7 @@ pub fn diff(upper: &Path, lower: &Path) -> Result<Vec<(ChangeKind, PathBuf)>> {
         root_opaque == Some(b'x'),
     )?;
     let mut out = walk.out;
-    out.sort_by(|a, b| a.1.as_os_str().as_bytes().cmp(b.1.as_os_str().as_bytes()));
+    out.sort_unstable_by(|a, b| a.1.as_os_str().as_bytes().cmp(b.1.as_os_str().as_bytes()));
     Ok(out)
 }
 

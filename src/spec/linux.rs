@@ -70,7 +70,7 @@ pub fn check(spec: &Spec) -> Result<()> {
         }
     }
     let mut keys: Vec<_> = linux.sysctl().iter().flatten().map(|(k, _)| k).collect();
-    keys.sort(); // report the same key first on every run
+    keys.sort_unstable(); // report the same key first on every run
     for key in keys {
         check_sysctl(key, &namespaces)?;
     }
