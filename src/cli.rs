@@ -1,58 +1,44 @@
 //! Command-line definitions. runc's CLI is the contract: every subcommand and
 //! flag that runc has keeps runc's meaning here. berth's own conveniences
 //! (a trailing command, `--env`, `--tty`, `diff`) only add, never change.
+//!
+//! Each command is a table (`args::Cmd`) that the parser, the help and the
+//! usage errors all read; the typed structs below are built from its
+//! matches, and nothing else about the command line is computed on start.
 
-#[cfg(test)]
-use std::path::Path;
+mod args;
+mod build;
+mod help;
+mod table;
+
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use args::{Cmd, Matches, Stop};
+use build::Build;
+use table::{COMMANDS, TOP};
 
 pub const DEFAULT_ROOT: &str = "/run/berth";
 pub const DEFAULT_LAYER_ROOT: &str = "/var/lib/berth/layers";
+const VERSION: &str = concat!("berth ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\n");
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth",
-    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: ", "1.2.0"),
-    about = "berth: a daemonless OCI container runtime",
-    after_help = "Example: berth run -b bundles/busybox demo sh -c 'echo hello from $(hostname)'"
-)]
-/// The global flags go before the subcommand, as runc's do. (clap's
-/// `global` would also take them after it, at the price of copying every
-/// one into all sixteen subcommands on each start.)
+/// The global flags go before the subcommand, as runc's do.
+#[derive(Debug)]
 pub struct Cli {
     /// Root directory for container state
-    #[arg(long, default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
     /// Directory holding each container's writable overlay layer
-    #[arg(long, default_value = DEFAULT_LAYER_ROOT)]
     pub layer_root: PathBuf,
     /// Write log lines to this file instead of stderr
-    #[arg(long)]
     pub log: Option<PathBuf>,
-    /// Format of log lines
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log debug messages
-    #[arg(long)]
     pub debug: bool,
     /// Treat cgroupsPath as systemd's slice:prefix:name
-    #[arg(long, num_args = 0..=1, default_missing_value = "true",
-          require_equals = true, value_parser = clap::builder::BoolishValueParser::new(),
-          default_value = "false")]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (default auto: rootless when not root)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true,
-          value_parser = ["true", "false", "auto"])]
+    /// `--rootless` as given: true, false or auto.
     pub rootless: Option<String>,
     /// `--rootless` resolved: true, false, or what auto decided.
-    #[arg(skip)]
     pub rootless_mode: bool,
-    /// Path to criu (accepted for runc compatibility; berth has no checkpointing)
-    #[arg(long, hide = true)]
-    pub criu: Option<String>,
-    #[command(subcommand)]
     pub command: Command,
 }
 
@@ -61,16 +47,11 @@ impl Cli {
     /// the rootless mode (runc's `--rootless` auto: rootless when not root,
     /// or when already inside a user namespace) and, for a caller without
     /// root (or with `--rootless=true`), per-user dirs for state and layers
-    /// wherever `--root`/`--layer-root` are not given.
+    /// wherever `--root`/`--layer-root` are not given. Help, version and
+    /// usage errors end the process here.
     pub fn parse_resolved() -> Cli {
-        use clap::parser::ValueSource;
-        use clap::{CommandFactory, FromArgMatches};
-        let mut command = Cli::command();
-        let matches = command.get_matches_mut();
-        // berth exits soon after: freeing the tree is work for nothing.
-        std::mem::forget(command);
-        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let (mut cli, top) = Cli::parse_words(&args).unwrap_or_else(|stop| stop.exit());
         let euid = nix::unistd::geteuid().as_raw();
         cli.rootless_mode = match cli.rootless.as_deref() {
             Some("true") => true,
@@ -83,25 +64,22 @@ impl Cli {
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from)
             };
-            if !given("root") {
+            if !top.given("root") {
                 cli.root = rootless_root(env("XDG_RUNTIME_DIR"), euid);
                 // /tmp is shared: a dir planted there by someone else must
                 // never hold our state.
                 if let Ok(meta) = std::fs::symlink_metadata(&cli.root) {
                     use std::os::unix::fs::MetadataExt;
                     if !meta.is_dir() || meta.uid() != euid {
-                        clap::Error::raw(
-                            clap::error::ErrorKind::ValueValidation,
-                            format!(
-                                "state dir {} is not a directory owned by uid {euid}; set XDG_RUNTIME_DIR or --root\n",
-                                cli.root.display()
-                            ),
-                        )
-                        .exit();
+                        let msg = format!(
+                            "state dir {} is not a directory owned by uid {euid}; set XDG_RUNTIME_DIR or --root",
+                            cli.root.display()
+                        );
+                        args::usage(&TOP, "berth", &msg, None).exit();
                     }
                 }
             }
-            if !given("layer_root") {
+            if !top.given("layer-root") {
                 let home = env("HOME").or_else(|| {
                     let passwd = crate::sys::read_to_string("/etc/passwd").ok()?;
                     crate::sys::passwd_field(&passwd, euid, 5).map(PathBuf::from)
@@ -111,6 +89,104 @@ impl Cli {
         }
         cli
     }
+
+    /// The words after the program name, parsed; also the top-level
+    /// matches (which globals were given).
+    fn parse_words(args: &[OsString]) -> Result<(Cli, Matches), Stop> {
+        let top = args::parse(&TOP, "berth", args, true).map_err(|stop| match stop {
+            Stop::Help(_) => Stop::Help(top_help()),
+            usage => usage,
+        })?;
+        if top.on("version") {
+            print!("{VERSION}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(0);
+        }
+        let Some((name, rest)) = top.trailing.split_first() else {
+            let mut text = top_help();
+            text.insert_str(
+                0,
+                "error: 'berth' requires a subcommand but one was not provided\n\n",
+            );
+            return Err(Stop::Usage(text));
+        };
+        if name == "help" {
+            return Err(Stop::Help(match rest.first().and_then(|n| find(n)) {
+                Some(cmd) => args::help(cmd, &format!("berth {}", cmd.name)),
+                None => top_help(),
+            }));
+        }
+        let Some(cmd) = find(name) else {
+            let name = name.to_string_lossy();
+            let tip = args::similar(&name, COMMANDS.iter().map(|c| c.name))
+                .map(|s| format!("a similar subcommand exists: '{s}'"));
+            let msg = format!("unrecognized subcommand '{name}'");
+            return Err(args::usage(&TOP, "berth", &msg, tip.as_deref()));
+        };
+        let path = format!("berth {}", cmd.name);
+        let m = args::parse(cmd, &path, rest, false)?;
+        let b = Build {
+            cmd,
+            path: &path,
+            m: &m,
+        };
+        let command = b.command()?;
+        let tb = Build {
+            cmd: &TOP,
+            path: "berth",
+            m: &top,
+        };
+        let cli = Cli {
+            root: tb.path_or("root", DEFAULT_ROOT),
+            layer_root: tb.path_or("layer-root", DEFAULT_LAYER_ROOT),
+            log: tb.path("log"),
+            log_format: match tb.string("log-format")?.as_deref() {
+                Some("json") => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
+            debug: top.on("debug"),
+            systemd_cgroup: top.on("systemd-cgroup"),
+            rootless: match (top.given("rootless"), tb.string("rootless")?) {
+                (true, None) => Some("true".into()),
+                (_, v) => v,
+            },
+            rootless_mode: false,
+            command,
+        };
+        Ok((cli, top))
+    }
+
+    /// For tests: parse a full argv (program name first), no resolving.
+    #[cfg(test)]
+    pub fn try_parse_from(argv: &[&str]) -> Result<Cli, Stop> {
+        let words: Vec<OsString> = argv.iter().skip(1).map(OsString::from).collect();
+        Cli::parse_words(&words).map(|(cli, _)| cli)
+    }
+}
+
+fn find(name: &OsStr) -> Option<&'static Cmd> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.aliases.iter().any(|a| *a == name))
+}
+
+fn top_help() -> String {
+    let mut s = format!("{}\n\nUsage: berth [OPTIONS] <COMMAND>\n", TOP.about);
+    let mut rows: Vec<(String, String)> = COMMANDS
+        .iter()
+        .map(|c| (c.name.to_string(), c.about.to_string()))
+        .collect();
+    rows.push((
+        "help".into(),
+        "Print this message or the help of the given subcommand(s)".into(),
+    ));
+    args::section(&mut s, "Commands", &rows);
+    // The options block and the example, as any command's help has them.
+    let own = args::help(&TOP, "berth");
+    if let Some(at) = own.find("\nOptions:") {
+        s.push_str(&own[at..]);
+    }
+    s
 }
 
 /// State of a rootless caller: `$XDG_RUNTIME_DIR/berth`, else
@@ -140,308 +216,150 @@ pub fn rootless_layer_root(
     data.join("berth/layers")
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// `defer`: a subcommand's arguments are built only when it is the one
-/// being run (or its help is shown), not all sixteen on every start.
-#[derive(Subcommand, Debug)]
-#[command(defer = true)]
+#[derive(Debug)]
 pub enum Command {
-    /// Create a container (its process waits for `start`)
-    #[command(after_help = "Example: berth create -b bundles/busybox c1 && berth start c1")]
     Create(CreateArgs),
-    /// Run the user process of a created container
-    #[command(after_help = "Example: berth start c1")]
     Start(IdArgs),
-    /// Create and start a container; in the foreground berth waits for it
-    #[command(after_help = "Example: berth run -b bundles/busybox demo sh -c 'exit 3'")]
     Run(RunArgs),
-    /// Print the OCI state of a container as JSON
-    #[command(after_help = "Example: berth state c1")]
     State(IdArgs),
-    /// List containers
-    #[command(visible_alias = "ls", after_help = "Example: berth list --format json")]
     List(ListArgs),
-    /// Send a signal to a container's process (default SIGTERM)
-    #[command(after_help = "Example: berth kill c1 KILL")]
     Kill(KillArgs),
-    /// Delete a container and everything berth made for it
-    #[command(after_help = "Example: berth delete --force c1")]
     Delete(DeleteArgs),
-    /// Run a new process inside a running container
-    #[command(after_help = "Example: berth exec -e DEBUG=1 c1 sh -c 'ps'")]
     Exec(ExecArgs),
-    /// Freeze every process of a container
-    #[command(after_help = "Example: berth pause c1")]
     Pause(IdArgs),
-    /// Thaw a paused container
-    #[command(after_help = "Example: berth resume c1")]
     Resume(IdArgs),
-    /// List the processes of a container
-    #[command(after_help = "Example: berth ps --format json c1")]
     Ps(PsArgs),
-    /// Change the resource limits of a running container
-    #[command(after_help = "Example: berth update --memory 64M --pids-limit 50 c1")]
     Update(UpdateArgs),
-    /// Show container events and resource statistics
-    #[command(after_help = "Example: berth events --stats c1")]
     Events(EventsArgs),
-    /// Show the changes in a container's writable layer (A added, C changed, D deleted)
-    #[command(after_help = "Example: berth diff demo")]
     Diff(IdArgs),
-    /// Write a default config.json
-    #[command(after_help = "Example: berth spec -b bundles/new --rootless")]
     Spec(SpecArgs),
-    /// Print the runtime-spec features berth supports as JSON
-    #[command(after_help = "Example: berth features | jq .namespaces")]
     Features,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct IdArgs {
-    /// Container id
     pub id: String,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct CreateArgs {
-    /// Path to the bundle directory (holds config.json)
-    #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Unix socket that receives the pty master of a terminal container
-    #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// Write the container process's pid to this file
-    #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Use chroot-style MS_MOVE instead of pivot_root
-    #[arg(long)]
     pub no_pivot: bool,
-    /// Do not create a new session keyring (accepted; berth creates none)
-    #[arg(long)]
-    pub no_new_keyring: bool,
-    /// Pass this many extra fds (3, 4, …) to the container process
-    #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Add KEY=VAL to process.env (berth extension)
-    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
     pub env: Vec<String>,
-    /// Ask for a terminal (process.terminal = true) (berth extension)
-    #[arg(short = 't', long)]
     pub tty: bool,
-    /// Container id
     pub id: String,
-    /// Command replacing process.args (berth extension)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct RunArgs {
-    /// Detach: return once the container runs
-    #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Keep the container's state after it exits (foreground only)
-    #[arg(long)]
     pub keep: bool,
-    /// Accepted for runc compatibility: berth never makes itself a subreaper
-    #[arg(long, hide = true)]
-    pub no_subreaper: bool,
-    #[command(flatten)]
     pub create: CreateArgs,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct ListArgs {
-    /// Output format
-    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// Print only the ids
-    #[arg(short = 'q', long)]
     pub quiet: bool,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ListFormat {
     Table,
     Json,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct KillArgs {
-    /// Send the signal to every process in the container's cgroup
-    #[arg(short = 'a', long)]
     pub all: bool,
-    /// Container id
     pub id: String,
-    /// Signal name (TERM, SIGTERM) or number
-    #[arg(default_value = "SIGTERM")]
     pub signal: String,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct DeleteArgs {
-    /// Kill a running container first
-    #[arg(short = 'f', long)]
     pub force: bool,
-    /// Container id
     pub id: String,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct SpecArgs {
-    /// Directory to write config.json into
-    #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Write a spec for rootless containers
-    #[arg(long = "rootless", id = "spec_rootless")]
     pub rootless: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct ExecArgs {
-    /// JSON file holding the process to run (runtime-spec `process`)
-    #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
-    /// Allocate a terminal
-    #[arg(short = 't', long)]
     pub tty: bool,
-    /// Unix socket that receives the pty master
-    #[arg(long)]
     pub console_socket: Option<PathBuf>,
-    /// Return once the process runs
-    #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Write the new process's pid to this file
-    #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Working directory inside the container
-    #[arg(long)]
     pub cwd: Option<PathBuf>,
-    /// Add KEY=VAL to the environment
-    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
     pub env: Vec<String>,
-    /// UID[:GID] to run as
-    #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Additional group ids
-    #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability (CAP_xxx) to the process's sets
-    #[arg(short = 'c', long = "cap")]
     pub caps: Vec<String>,
-    /// Set no_new_privs
-    #[arg(long)]
     pub no_new_privs: bool,
-    /// Pass this many extra fds (3, 4, …) to the process
-    #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// SELinux label of the process (must be valid in the loaded policy; needs SELinux on the host)
-    #[arg(long)]
     pub process_label: Option<String>,
-    /// AppArmor profile of the process (must be loaded; needs AppArmor on the host)
-    #[arg(long)]
     pub apparmor: Option<String>,
-    /// Sub-cgroup to run in (cgroup v2 only; accepted, refused if set)
-    #[arg(long)]
     pub cgroup: Option<String>,
-    /// Allow exec into a paused container (the process starts on resume)
-    #[arg(long)]
     pub ignore_paused: bool,
-    /// Container id
     pub id: String,
-    /// Command to run (unless --process)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct PsArgs {
-    /// Output format
-    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-    /// Container id
     pub id: String,
-    /// Arguments passed to ps(1) (default -ef)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct UpdateArgs {
-    /// JSON file with linux.resources (`-` for stdin); the flags below are ignored with it
-    #[arg(short = 'r', long)]
     pub resources: Option<PathBuf>,
-    /// Memory limit in bytes (suffixes k, m, g allowed; -1 unlimited)
-    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
-    /// Memory plus swap limit
-    #[arg(long, allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long, allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
-    /// Kernel memory limit (refused: removed from the kernel)
-    #[arg(long)]
     pub kernel_memory: Option<String>,
-    /// Kernel TCP memory limit (refused: removed from the kernel)
-    #[arg(long)]
     pub kernel_memory_tcp: Option<String>,
-    /// CPU shares (relative weight); runc spells it --cpu-share
-    #[arg(long, visible_alias = "cpu-share")]
     pub cpu_shares: Option<u64>,
-    /// CPU CFS quota in microseconds (-1 unlimited)
-    #[arg(long, allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
-    /// CPU CFS period in microseconds
-    #[arg(long)]
     pub cpu_period: Option<u64>,
-    /// CPU realtime runtime in microseconds
-    #[arg(long)]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU realtime period in microseconds
-    #[arg(long)]
     pub cpu_rt_period: Option<u64>,
-    /// CPUs to run on (e.g. 0-1)
-    #[arg(long)]
     pub cpuset_cpus: Option<String>,
-    /// Memory nodes to use
-    #[arg(long)]
     pub cpuset_mems: Option<String>,
-    /// Maximum number of tasks (-1 unlimited)
-    #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// Block IO weight (10-1000)
-    #[arg(long)]
     pub blkio_weight: Option<u16>,
-    /// Intel RDT/CAT L3 cache schema (accepted; refused if set, no Intel RDT support)
-    #[arg(long)]
     pub l3_cache_schema: Option<String>,
-    /// Intel RDT/MBA memory bandwidth schema (accepted; refused if set, no Intel RDT support)
-    #[arg(long)]
     pub mem_bw_schema: Option<String>,
-    /// Container id
     pub id: String,
 }
 
-#[derive(Args, Debug)]
+#[derive(Debug)]
 pub struct EventsArgs {
-    /// Print one statistics event and exit
-    #[arg(long)]
     pub stats: bool,
-    /// Interval between statistics events
-    #[arg(long, default_value = "5s")]
     pub interval: String,
-    /// Container id
     pub id: String,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -477,5 +395,172 @@ mod tests {
             Some("true".into())
         );
         assert!(parse(&["berth", "--rootless=maybe", "list"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e:?}"))
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        match Cli::try_parse_from(args) {
+            Err(Stop::Usage(text)) => text,
+            other => panic!("{args:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn what_containerd_and_conmon_pass_is_taken() {
+        let cli = parse(&[
+            "berth",
+            "--root",
+            "/r",
+            "--log",
+            "/l.json",
+            "--log-format",
+            "json",
+            "--systemd-cgroup",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "--no-new-keyring",
+            "c1",
+        ]);
+        assert_eq!(cli.root, Path::new("/r"));
+        assert_eq!(cli.log.as_deref(), Some(Path::new("/l.json")));
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(cli.systemd_cgroup);
+        let Command::Create(a) = cli.command else {
+            panic!("create")
+        };
+        assert_eq!(
+            (a.bundle, a.pid_file, a.console_socket, a.id),
+            (
+                "/b".into(),
+                Some("/p".into()),
+                Some("/s".into()),
+                "c1".into()
+            )
+        );
+        let cli = parse(&[
+            "berth",
+            "exec",
+            "--process",
+            "/x.json",
+            "--detach",
+            "--pid-file",
+            "/p",
+            "-g",
+            "5",
+            "--additional-gids=6",
+            "c1",
+        ]);
+        let Command::Exec(e) = cli.command else {
+            panic!("exec")
+        };
+        assert!(e.detach && e.command.is_empty());
+        assert_eq!(e.additional_gids, [5, 6]);
+        let cli = parse(&["berth", "kill", "--all", "c1", "9"]);
+        let Command::Kill(k) = cli.command else {
+            panic!("kill")
+        };
+        assert_eq!((k.all, k.id.as_str(), k.signal.as_str()), (true, "c1", "9"));
+        let cli = parse(&["berth", "kill", "c1"]);
+        let Command::Kill(k) = cli.command else {
+            panic!("kill")
+        };
+        assert_eq!(k.signal, "SIGTERM");
+        let cli = parse(&[
+            "berth",
+            "update",
+            "--cpu-share",
+            "512",
+            "--memory",
+            "-1",
+            "c1",
+        ]);
+        let Command::Update(u) = cli.command else {
+            panic!("update")
+        };
+        assert_eq!((u.cpu_shares, u.memory.as_deref()), (Some(512), Some("-1")));
+        let cli = parse(&["berth", "ls", "-q"]);
+        assert!(matches!(
+            cli.command,
+            Command::List(ListArgs { quiet: true, .. })
+        ));
+    }
+
+    #[test]
+    fn defaults_are_runcs() {
+        let cli = parse(&["berth", "run", "demo", "sh", "-c", "exit 3"]);
+        assert_eq!(cli.root, Path::new(DEFAULT_ROOT));
+        assert_eq!(cli.layer_root, Path::new(DEFAULT_LAYER_ROOT));
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(!cli.systemd_cgroup && cli.rootless.is_none());
+        let Command::Run(r) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(r.create.bundle, Path::new("."));
+        assert_eq!(r.create.preserve_fds, 0);
+        assert_eq!(r.create.command, ["sh", "-c", "exit 3"]);
+        let cli = parse(&["berth", "events", "c1"]);
+        assert!(
+            matches!(cli.command, Command::Events(EventsArgs { ref interval, .. }) if interval == "5s")
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_are_usage_errors() {
+        let e = usage_error(&["berth", "state", "--root", "/r", "c1"]);
+        assert!(e.contains("unexpected argument '--root'"), "{e}");
+        let e = usage_error(&["berth", "strat", "c1"]);
+        assert!(e.contains("unrecognized subcommand 'strat'"), "{e}");
+        assert!(e.contains("a similar subcommand exists: 'start'"), "{e}");
+        let e = usage_error(&["berth", "create", "--preserve-fds", "x", "c1"]);
+        assert!(
+            e.contains("invalid value 'x' for '--preserve-fds <PRESERVE_FDS>'"),
+            "{e}"
+        );
+        let e = usage_error(&["berth", "--systemd-cgroup=maybe", "list"]);
+        assert!(e.contains("invalid value 'maybe'"), "{e}");
+        let e = usage_error(&["berth"]);
+        assert!(e.contains("requires a subcommand"), "{e}");
+        let e = usage_error(&["berth", "delete"]);
+        assert!(
+            e.contains("required arguments were not provided:\n  <ID>"),
+            "{e}"
+        );
+        let e = usage_error(&["berth", "state", "a", "b"]);
+        assert!(e.contains("unexpected argument 'b' found"), "{e}");
+    }
+
+    #[test]
+    fn every_command_has_help_with_its_example() {
+        for cmd in COMMANDS {
+            let argv = ["berth", cmd.name, "--help"];
+            let Err(Stop::Help(h)) = Cli::try_parse_from(&argv) else {
+                panic!("{}: no help", cmd.name)
+            };
+            assert!(h.contains(&format!("Usage: berth {}", cmd.name)), "{h}");
+            assert!(h.contains(&format!("Example: {}", cmd.example)), "{h}");
+        }
+        let Err(Stop::Help(top)) = Cli::try_parse_from(&["berth", "--help"]) else {
+            panic!("no top-level help")
+        };
+        for cmd in COMMANDS {
+            assert!(
+                top.contains(&format!("\n  {} ", cmd.name)),
+                "{}: {top}",
+                cmd.name
+            );
+        }
+        assert!(
+            top.contains("--root <ROOT>") && top.contains("[default: /run/berth]"),
+            "{top}"
+        );
+        assert!(!top.contains("criu"), "hidden flags stay hidden: {top}");
     }
 }
