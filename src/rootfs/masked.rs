@@ -87,11 +87,15 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
 
 pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
-        match bind_readonly(root, Path::new(p)) {
-            Ok(()) => {}
-            Err(e) if matches!(e.downcast_ref::<SysError>(), Some(SysError(Errno::ENOENT))) => {}
+        let path = Path::new(p);
+        // Missing is skipped, as for masked paths: told by the errno alone,
+        // before an error (and, with RUST_BACKTRACE, its backtrace) is made.
+        let fd = match root.open_in(path, OFlag::O_PATH, Lookup::InRoot) {
+            Ok(fd) => fd,
+            Err(SysError(Errno::ENOENT)) => continue,
             Err(e) => return Err(e).with_context(|| format!("make {p} read-only")),
-        }
+        };
+        bind_readonly(root, path, fd).with_context(|| format!("make {p} read-only"))?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! procfs goes only on `/proc`, and `/proc`, `/sys` must be real directories.
 //! This module must never mount anything outside the container's root.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::spec::types::Spec;
@@ -361,12 +361,11 @@ pub fn mount_flags_of(fd: BorrowedFd<'_>) -> Result<MsFlags> {
     Ok(out)
 }
 
-/// Bind a path onto itself (recursively) and make the whole tree read-only,
-/// for `readonlyPaths`. `mount_setattr` reaches
+/// Bind `dest` (open as `fd`) onto itself (recursively) and make the whole
+/// tree read-only, for `readonlyPaths`. `mount_setattr` reaches
 /// every submount; before kernel 5.12 only the top mount can be made
 /// read-only.
-pub fn bind_readonly(root: &Root, dest: &Path) -> Result<()> {
-    let fd = root.open_in(dest, OFlag::O_PATH, Lookup::InRoot)?;
+pub fn bind_readonly(root: &Root, dest: &Path, fd: OwnedFd) -> Result<()> {
     let p = fd_path(fd.as_fd());
     syscalls::mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
         .with_context(|| format!("bind mount {} onto itself (flags bind|rec)", dest.display()))?;
