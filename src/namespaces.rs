@@ -283,7 +283,7 @@ pub fn become_root() -> Result<()> {
 /// the initial one maps every id to itself.
 pub fn in_user_ns() -> bool {
     crate::sys::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .map(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
         .unwrap_or(false)
 }
 

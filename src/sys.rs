@@ -14,23 +14,12 @@ use nix::unistd::Pid;
 /// mountinfo took eight reads; on the start-up path that adds up.
 pub fn read_to_string(path: impl AsRef<std::path::Path>) -> io::Result<String> {
     use std::io::Read;
-    // Plain reads: `File::read_to_string` would `statx` and `lseek` for a
-    // size hint first.
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
+    let file = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(8192);
+    // Through `Take`, std's generic read_to_end: it reads straight into the
+    // spare capacity (no zeroing it first, as `vec![0; n]` did) and asks
+    // for no size hint (`File`'s own would `statx` and `lseek`).
+    file.take(u64::MAX).read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
