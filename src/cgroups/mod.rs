@@ -565,7 +565,7 @@ pub fn asks_for_limits(resources: Option<&LinuxResources>) -> bool {
     };
     let mut r = r.clone();
     r.devices = None;
-    match serde_json::to_value(&r) {
+    match crate::spec::to_value(&r) {
         Ok(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null()),
         _ => true,
     }

@@ -133,9 +133,8 @@ fn build_process(args: &ExecArgs, base: Process) -> Result<Process> {
     if !args.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.caps {
-            let cap: Capability =
-                serde_json::from_value(serde_json::Value::String(name.clone()))
-                    .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
+            let cap: Capability = crate::spec::from_name(name)
+                .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
             add_cap(&mut caps, cap);
         }
         p.capabilities = Some(caps);

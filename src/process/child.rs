@@ -197,7 +197,7 @@ fn run_start_hooks(hooks: Option<&Hooks>, creating: &str) -> Result<()> {
     }
     // The state as `start` sees it: the container is created, not running yet.
     let mut v: serde_json::Value =
-        serde_json::from_str(creating).context("state for startContainer hooks")?;
+        serde_json::from_slice(creating.as_bytes()).context("state for startContainer hooks")?;
     v["status"] = "created".into();
     hooks::run(hooks, Kind::StartContainer, &v.to_string())
 }

@@ -61,7 +61,7 @@ pub fn check(config: &Value) -> Result<()> {
 }
 
 fn parses_as<T: DeserializeOwned>(name: &str) -> bool {
-    serde_json::from_value::<T>(Value::String(name.to_string())).is_ok()
+    super::from_name::<T>(name).is_ok()
 }
 
 pub(super) fn array(value: Option<&Value>) -> &[Value] {

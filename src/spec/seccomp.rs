@@ -51,7 +51,7 @@ pub fn check_raw(config: &Value) -> Result<()> {
 }
 
 fn check_name<T: DeserializeOwned>(field: &str, what: &str, name: &str) -> Result<()> {
-    if serde_json::from_value::<T>(Value::String(name.to_string())).is_err() {
+    if super::from_name::<T>(name).is_err() {
         bail!("{field}: unknown seccomp {what} \"{name}\"");
     }
     Ok(())

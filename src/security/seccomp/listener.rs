@@ -49,8 +49,8 @@ pub fn connect(spec: &ListenerSpec) -> Result<Listener> {
 /// The container process state the spec defines: the runtime's state of
 /// the container plus the process's own pid and the fd names.
 pub fn process_state(state: &str, metadata: Option<&str>) -> Result<Value> {
-    let state: Value =
-        serde_json::from_str(state).context("container state for the seccomp listener")?;
+    let state: Value = serde_json::from_slice(state.as_bytes())
+        .context("container state for the seccomp listener")?;
     let mut msg = json!({
         "ociVersion": state.get("ociVersion").cloned().unwrap_or_else(|| "1.0.2".into()),
         "fds": ["seccompFd"],
