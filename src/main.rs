@@ -20,6 +20,7 @@ mod notify;
 mod process;
 mod rootfs;
 mod security;
+mod sorted;
 mod spec;
 mod state;
 mod sys;

@@ -22,6 +22,8 @@ mod v1;
 mod v2;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::sorted::inserted;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -206,17 +208,14 @@ impl Cgroup {
     }
 
     fn v1_dirs(&self) -> BTreeMap<String, PathBuf> {
-        self.v1
-            .iter()
-            .map(|(c, n)| (c.clone(), n.path.clone()))
-            .collect()
+        inserted(self.v1.iter().map(|(c, n)| (c.clone(), n.path.clone())))
     }
 
     /// What this host offers, for the planner: one read of cgroup.controllers.
     fn host(&self) -> Result<Host> {
         let v2 = match &self.v2 {
             Some(n) => match read_file(&n.top, "cgroup.controllers") {
-                Ok(text) => Some(text.split_whitespace().map(str::to_string).collect()),
+                Ok(text) => Some(inserted(text.split_whitespace().map(str::to_string))),
                 Err(e) if self.mode == Mode::V2 => return Err(e),
                 Err(_) => Some(BTreeSet::new()),
             },
@@ -224,7 +223,7 @@ impl Cgroup {
         };
         Ok(Host {
             pure_v2: self.mode == Mode::V2,
-            v1: self.v1.keys().cloned().collect(),
+            v1: inserted(self.v1.keys().cloned()),
             v2,
         })
     }
@@ -301,11 +300,12 @@ impl Cgroup {
         }
         if let Some(n) = &self.v2 {
             let wanted: BTreeSet<String> = match (&host.v2, self.mode) {
-                (Some(avail), Mode::V2) => ACCOUNTING
-                    .iter()
-                    .map(|c| c.to_string())
-                    .filter(|c| avail.contains(c))
-                    .collect(),
+                (Some(avail), Mode::V2) => inserted(
+                    ACCOUNTING
+                        .iter()
+                        .map(|c| c.to_string())
+                        .filter(|c| avail.contains(c)),
+                ),
                 _ => BTreeSet::new(),
             };
             v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &wanted)?;
@@ -560,15 +560,16 @@ impl Cgroup {
 /// rootless container cannot make device nodes, and its user namespace
 /// gives it no access to devices its user could not already open.
 pub fn asks_for_limits(resources: Option<&LinuxResources>) -> bool {
-    let Some(r) = resources else {
-        return false;
-    };
-    let mut r = r.clone();
-    r.devices = None;
-    match crate::spec::to_value(&r) {
-        Ok(serde_json::Value::Object(m)) => m.values().any(|v| !v.is_null()),
-        _ => true,
-    }
+    resources.is_some_and(|r| {
+        r.memory().is_some()
+            || r.cpu().is_some()
+            || r.pids().is_some()
+            || r.block_io().is_some()
+            || r.hugepage_limits().is_some()
+            || r.network().is_some()
+            || r.rdma().is_some()
+            || r.unified().is_some()
+    })
 }
 
 fn collect_procs(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {

@@ -17,7 +17,7 @@ fn num(dir: &Path, file: &str) -> u64 {
 
 fn keyed(dir: &Path, file: &str) -> BTreeMap<String, u64> {
     read_file(dir, file)
-        .map(|t| parse_flat_keyed(&t).into_iter().collect())
+        .map(|t| crate::sorted::inserted(parse_flat_keyed(&t)))
         .unwrap_or_default()
 }
 
@@ -33,12 +33,9 @@ fn list(dir: &Path, file: &str) -> Vec<u64> {
 
 /// `max` (u64::MAX) reads as runc's "no limit" too: it prints the max value.
 fn obj(pairs: &[(&str, u64)]) -> Value {
-    Value::Object(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect(),
-    )
+    Value::Object(crate::sorted::inserted(
+        pairs.iter().map(|(k, v)| (k.to_string(), json!(v))),
+    ))
 }
 
 /// Hugepage sizes this kernel has, as cgroup file names spell them (`2MB`).
@@ -199,12 +196,11 @@ fn pids(d: &Path) -> Value {
 }
 
 fn hugetlb(per_size: impl Fn(&str) -> Value) -> Value {
-    Value::Object(
+    Value::Object(crate::sorted::inserted(
         hugepage_sizes()
             .into_iter()
-            .map(|s| (s.clone(), per_size(&s)))
-            .collect(),
-    )
+            .map(|s| (s.clone(), per_size(&s))),
+    ))
 }
 
 fn hugetlb_v2(d: &Path) -> Value {

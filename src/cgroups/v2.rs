@@ -198,13 +198,13 @@ pub fn enable_controllers(
     if needed.is_empty() && wanted.is_empty() {
         return Ok(());
     }
-    let all: BTreeSet<&String> = needed.iter().chain(wanted).collect();
+    let all: BTreeSet<&String> = crate::sorted::inserted(needed.iter().chain(wanted));
     for dir in chain(top, leaf) {
         // Only what is not enabled yet: a level above a delegated subtree
         // (the root, for a rootless caller) is not ours to write, and its
         // controllers are usually on already.
         let on: BTreeSet<String> = read_file(&dir, "cgroup.subtree_control")
-            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .map(|s| crate::sorted::inserted(s.split_whitespace().map(str::to_string)))
             .unwrap_or_default();
         let missing: Vec<&String> = all.iter().copied().filter(|c| !on.contains(*c)).collect();
         if missing.is_empty() {
@@ -261,7 +261,7 @@ pub fn check_top(top: &Path, needed: &BTreeSet<String>) -> Result<()> {
         return Ok(());
     }
     let enabled = read_file(top, "cgroup.subtree_control")?;
-    let enabled: BTreeSet<&str> = enabled.split_whitespace().collect();
+    let enabled: BTreeSet<&str> = crate::sorted::inserted(enabled.split_whitespace());
     match needed.iter().find(|c| !enabled.contains(c.as_str())) {
         Some(c) if has_processes(top) => Err(internal_processes(top, c)),
         _ => Ok(()),

@@ -109,7 +109,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         annotations: spec
             .annotations()
             .as_ref()
-            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|a| crate::sorted::inserted(a.iter().map(|(k, v)| (k.clone(), v.clone()))))
             .unwrap_or_default(),
         rootfs: rootfs.clone(),
         created: logging::rfc3339_now(),

@@ -242,7 +242,8 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<()> {
     match value {
         Value::Object(map) if !map.is_empty() => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by_key(|(k, _)| {
+            // Unstable: object keys are unique.
+            entries.sort_unstable_by_key(|(k, _)| {
                 (
                     KEY_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX),
                     k.as_str(),
@@ -256,7 +257,8 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<()> {
                 out.push_str(": ");
                 if let (true, Value::Array(items)) = (SORTED_ARRAYS.contains(&key.as_str()), item) {
                     let mut items = items.clone();
-                    items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                    // Capability names: equal ones are the same string.
+                    items.sort_unstable_by(|a, b| a.as_str().cmp(&b.as_str()));
                     write_value(out, &Value::Array(items), depth + 1)?;
                 } else {
                     write_value(out, item, depth + 1)?;
