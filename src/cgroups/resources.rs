@@ -342,10 +342,9 @@ fn plan_pids(limit: i64) -> Vec<Write> {
     }
 }
 
-fn plan_rdma(r: &std::collections::HashMap<String, crate::spec::types::LinuxRdma>) -> Vec<Write> {
-    let mut devs: Vec<_> = r.iter().collect();
-    devs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    devs.into_iter()
+fn plan_rdma(r: &std::collections::BTreeMap<String, crate::spec::types::LinuxRdma>) -> Vec<Write> {
+    // A BTreeMap: the devices come in name order.
+    r.iter()
         .filter_map(|(dev, lim)| {
             let mut line = dev.clone();
             if let Some(h) = lim.hca_handles() {
@@ -364,11 +363,10 @@ fn plan_rdma(r: &std::collections::HashMap<String, crate::spec::types::LinuxRdma
 fn plan_unified(
     p: &mut Plan,
     host: &Host,
-    u: &std::collections::HashMap<String, String>,
+    u: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
-    let mut keys: Vec<_> = u.iter().collect();
-    keys.sort_unstable();
-    for (key, value) in keys {
+    // A BTreeMap: the same key is checked (and reported) first on every run.
+    for (key, value) in u {
         if key.is_empty() || key.contains('/') || key.starts_with('.') || !key.contains('.') {
             bail!("linux.resources.unified: {key:?} is not a cgroup v2 file name");
         }

@@ -106,11 +106,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         status: Status::Creating,
         pid: 0,
         bundle: opts.bundle.into(),
-        annotations: spec
-            .annotations()
-            .as_ref()
-            .map(|a| crate::sorted::inserted(a.iter().map(|(k, v)| (k.clone(), v.clone()))))
-            .unwrap_or_default(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
         rootfs: rootfs.clone(),
         created: logging::rfc3339_now(),
         owner: owner_name(),

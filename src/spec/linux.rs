@@ -69,9 +69,8 @@ pub fn check(spec: &Spec) -> Result<()> {
             bail!("linux.gidMappings requires a user namespace in linux.namespaces");
         }
     }
-    let mut keys: Vec<_> = linux.sysctl().iter().flatten().map(|(k, _)| k).collect();
-    keys.sort_unstable(); // report the same key first on every run
-    for key in keys {
+    // A BTreeMap: the same key is reported first on every run.
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         check_sysctl(key, &namespaces)?;
     }
     for (i, dev) in linux.devices().iter().flatten().enumerate() {

@@ -1,7 +1,7 @@
 //! `linux`: namespaces, id maps, devices, cgroup resources and the rest of
 //! the Linux-only part of the config.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ spec_struct! {
     pub struct Linux {
         opt get uid_mappings: Vec<LinuxIdMapping>,
         opt get gid_mappings: Vec<LinuxIdMapping>,
-        opt get sysctl: HashMap<String, String>,
+        opt get sysctl: BTreeMap<String, String>,
         opt get resources: LinuxResources,
         opt get cgroups_path: PathBuf,
         opt get namespaces: Vec<LinuxNamespace>,
@@ -28,7 +28,7 @@ spec_struct! {
         /// Refused (spec::unsupported): kept as given.
         opt get intel_rdt: Value,
         opt get personality: Value,
-        opt get time_offsets: HashMap<String, Value>,
+        opt get time_offsets: BTreeMap<String, Value>,
     }
 }
 
@@ -113,8 +113,8 @@ spec_struct! {
         opt get block_io: LinuxBlockIo,
         opt get hugepage_limits: Vec<LinuxHugepageLimit>,
         opt get network: LinuxNetwork,
-        opt get rdma: HashMap<String, LinuxRdma>,
-        opt get unified: HashMap<String, String>,
+        opt get rdma: BTreeMap<String, LinuxRdma>,
+        opt get unified: BTreeMap<String, String>,
     }
 }
 

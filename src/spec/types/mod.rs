@@ -16,7 +16,7 @@ mod linux;
 mod process;
 mod seccomp;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use linux::*;
@@ -107,7 +107,7 @@ spec_struct! {
         opt get hostname: String,
         opt get domainname: String,
         opt get hooks: Hooks,
-        opt get annotations: HashMap<String, String>,
+        opt get annotations: BTreeMap<String, String>,
         opt get linux: Linux,
     }
 }
