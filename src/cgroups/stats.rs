@@ -43,20 +43,22 @@ pub fn hugepage_sizes() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
         return vec![];
     };
-    let mut sizes: Vec<String> = entries
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("hugepages-")?
-                .strip_suffix("kB")?
-                .parse::<u64>()
-                .ok()
-        })
-        .map(page_size_name)
-        .collect();
-    sizes.sort_unstable();
-    sizes
+    // In name order through a BTreeSet<String> (a type cgroups has anyway):
+    // no sort of its own for these few names.
+    let sizes: std::collections::BTreeSet<String> = crate::sorted::inserted(
+        entries
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("hugepages-")?
+                    .strip_suffix("kB")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(page_size_name),
+    );
+    sizes.into_iter().collect()
 }
 
 pub fn page_size_name(kb: u64) -> String {

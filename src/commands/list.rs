@@ -56,14 +56,21 @@ fn collect(root: &Path) -> Result<Vec<(State, Status)>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
     };
+    // The names sorted before anything is loaded: the same sort of
+    // OsStrings that `diff` uses, not one more of (State, Status) pairs.
+    let mut names: Vec<std::ffi::OsString> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name())
+        .collect();
+    names.sort_unstable();
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    for name in &names {
         let Some(id) = name.to_str() else { continue };
-        if id.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if id.starts_with('.') {
             continue;
         }
-        let dir = entry.path();
+        let dir = root.join(id);
         match State::load(&dir, id) {
             Ok(st) => {
                 let status = st.status(&dir);
@@ -72,7 +79,6 @@ fn collect(root: &Path) -> Result<Vec<(State, Status)>> {
             Err(e) => logging::debug(&format!("list: skip {}: {e:#}", dir.display())),
         }
     }
-    out.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
     Ok(out)
 }
 
