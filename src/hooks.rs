@@ -16,11 +16,15 @@
 //! Must never: give a hook berth's environment (a hook's env is exactly its
 //! `env`), or let a hook's stdout/stderr be anything but berth's own.
 
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 
 use crate::spec::types::{Hook, Hooks};
 use anyhow::{bail, Context, Result};
@@ -123,61 +127,68 @@ pub fn run_poststop(st: &State) {
 }
 
 fn run_one(hook: &Hook, state_json: &str) -> Result<()> {
+    let timeout = match hook.timeout() {
+        Some(t) if t > 0 => Some(Duration::from_secs(t as u64)),
+        Some(t) => bail!("timeout {t} must be greater than zero"),
+        None => None,
+    };
+    let path = hook.path();
     let args = hook.args().as_deref().unwrap_or_default();
-    let mut cmd = Command::new(hook.path());
     // args[0] is argv[0], as for execv; without args, argv[0] is the path.
-    if let Some((first, rest)) = args.split_first() {
-        cmd.arg0(first).args(rest);
-    }
-    cmd.env_clear();
-    for kv in hook.env().as_deref().unwrap_or_default() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().context("start hook")?;
+    let argv: Vec<&OsStr> = if args.is_empty() {
+        vec![path.as_os_str()]
+    } else {
+        args.iter().map(OsStr::new).collect()
+    };
+    // The hook's env and nothing else; a key given twice keeps its last
+    // value (as std's Command and Go's os/exec do).
+    let env: BTreeMap<&str, &str> = crate::sorted::inserted(
+        hook.env()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|kv| kv.split_once('=').unwrap_or((kv, ""))),
+    );
+    let envp: Vec<OsString> = env.iter().map(|(k, v)| format!("{k}={v}").into()).collect();
+    let (stdin_r, stdin_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe for the hook's stdin")?;
     // The state must fit the pipe, so a hook that never reads its stdin
     // cannot block us; a hook that exits early closes it (EPIPE is fine).
-    if let Some(stdin) = child.stdin.take() {
-        // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
-        unsafe {
-            libc::fcntl(
-                stdin.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                state_json.len() as i32,
-            )
-        };
-        let mut stdin = stdin;
-        match stdin.write_all(state_json.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            r => r.context("write the state to the hook's stdin")?,
-        }
-    }
-    let status = match hook.timeout() {
-        Some(t) if t > 0 => wait_timeout(&mut child, Duration::from_secs(t as u64))?,
-        Some(t) => bail!("timeout {t} must be greater than zero"),
-        None => child.wait().context("wait for hook")?,
+    // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
+    unsafe {
+        libc::fcntl(
+            stdin_w.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            state_json.len() as i32,
+        )
     };
-    if !status.success() {
-        bail!("hook exited with {status}");
+    let program = sys::find_program(path).context("start hook")?;
+    let pid = sys::spawn(&program, &argv, &envp, [Some(stdin_r.as_fd()), None, None])
+        .context("start hook")?;
+    drop(stdin_r);
+    match std::fs::File::from(stdin_w).write_all(state_json.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("write the state to the hook's stdin")?,
     }
-    Ok(())
+    let status = match timeout {
+        Some(t) => wait_timeout(pid, t)?,
+        None => waitpid(pid, None).context("wait for hook")?,
+    };
+    match sys::describe_wait(status) {
+        (true, _) => Ok(()),
+        (false, how) => bail!("hook exited with {how}"),
+    }
 }
 
 /// Wait at most `timeout`; kill the hook when it runs over.
-fn wait_timeout(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> Result<std::process::ExitStatus> {
-    let pidfd = sys::pidfd_open(child.id() as i32).context("pidfd_open hook")?;
+fn wait_timeout(pid: Pid, timeout: Duration) -> Result<WaitStatus> {
+    let pidfd = sys::pidfd_open(pid.as_raw()).context("pidfd_open hook")?;
     if crate::process::parent::wait_exit(&pidfd, timeout).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = waitpid(pid, None);
         bail!("killed after its timeout of {} s", timeout.as_secs());
     }
-    child.wait().context("wait for hook")
+    waitpid(pid, None).context("wait for hook")
 }
 
 #[cfg(test)]

@@ -2,10 +2,13 @@
 //! the list of pids; the table is ps(1)'s output (default `-ef`) filtered to
 //! the pids in the container's cgroup.
 
-use std::collections::HashSet;
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Command;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use anyhow::{bail, Context, Result};
 
@@ -25,34 +28,105 @@ pub fn run(root: &Path, args: &PsArgs) -> Result<u8> {
     } else {
         args.ps_args.iter().map(String::as_str).collect()
     };
-    let output = Command::new("ps")
-        .args(&ps_args)
-        .output()
-        .context("run ps")?;
-    if !output.status.success() {
+    let (ok, stdout, stderr) = run_ps(&ps_args).context("run ps")?;
+    if !ok {
         bail!(
             "ps {}: {}",
             ps_args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         );
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&stdout);
     let mut lines = text.lines();
     let header = lines.next().context("ps printed nothing")?;
     let col = header
         .split_whitespace()
         .position(|h| h == "PID")
         .context("ps output has no PID column")?;
-    let wanted: HashSet<i32> = pids.into_iter().collect();
     writeln!(out, "{header}")?;
     for line in lines {
         let pid = line
             .split_whitespace()
             .nth(col)
             .and_then(|p| p.parse().ok());
-        if pid.is_some_and(|p| wanted.contains(&p)) {
+        // procs() is sorted and free of duplicates.
+        if pid.is_some_and(|p| pids.binary_search(&p).is_ok()) {
             writeln!(out, "{line}")?;
         }
     }
     Ok(0)
+}
+
+/// ps(1) with `args`, in berth's environment, stdin on /dev/null: whether
+/// it exited 0, and what it wrote to stdout and to stderr.
+fn run_ps(args: &[&str]) -> Result<(bool, Vec<u8>, Vec<u8>)> {
+    let ps = crate::sys::find_program(Path::new("ps"))?;
+    let argv: Vec<&OsStr> = std::iter::once("ps")
+        .chain(args.iter().copied())
+        .map(OsStr::new)
+        .collect();
+    let envp: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(mut kv, v)| {
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect();
+    let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let pid = crate::sys::spawn(
+        &ps,
+        &argv,
+        &envp,
+        [Some(null.as_fd()), Some(out_w.as_fd()), Some(err_w.as_fd())],
+    )?;
+    drop((out_w, err_w));
+    let read = read_both(out_r, err_r);
+    let status = nix::sys::wait::waitpid(pid, None).context("wait for ps")?;
+    let (stdout, stderr) = read?;
+    Ok((crate::sys::describe_wait(status).0, stdout, stderr))
+}
+
+/// Read two pipes to their end side by side, so that neither fills while
+/// the other is waited on.
+fn read_both(a: OwnedFd, b: OwnedFd) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut files = [Some(std::fs::File::from(a)), Some(std::fs::File::from(b))];
+    let mut bufs = [Vec::new(), Vec::new()];
+    while files.iter().any(Option::is_some) {
+        let mut fds: Vec<PollFd> = files
+            .iter()
+            .flatten()
+            .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.context("poll ps output")?,
+        };
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let mut at = 0;
+        for (slot, buf) in files.iter_mut().zip(bufs.iter_mut()) {
+            let Some(file) = slot else { continue };
+            let is_ready = ready.get(at).copied().unwrap_or(false);
+            at += 1;
+            if !is_ready {
+                continue;
+            }
+            let mut chunk = [0u8; 8192];
+            match file.read(&mut chunk) {
+                Ok(0) => *slot = None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("read ps output (fd {})", file.as_raw_fd()))
+                }
+            }
+        }
+    }
+    let [out, err] = bufs;
+    Ok((out, err))
 }
