@@ -175,7 +175,7 @@ pub fn create_locked(root: &Path, id: &str, st: &State) -> Result<(PathBuf, Lock
         .with_context(|| format!("create state dir {}", tmp.display()))?;
     let placed = (|| {
         let lock = Lock::acquire(&tmp, id)?;
-        st.save(&tmp)?;
+        st.save_first(&tmp)?;
         rename_noreplace(&tmp, &dir)?;
         Ok(lock)
     })();
@@ -266,17 +266,27 @@ impl State {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let tmp = dir.join(".state.json.tmp");
         let path = dir.join(STATE_FILE);
+        self.write_to(&tmp)?;
+        fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+    }
+
+    /// The first state.json of a state dir nobody can see yet (it is still
+    /// under its temp name): written in place, no temp file and rename.
+    fn save_first(&self, dir: &Path) -> Result<()> {
+        self.write_to(&dir.join(STATE_FILE))
+    }
+
+    fn write_to(&self, path: &Path) -> Result<()> {
         let data = serde_json::to_vec(self).context("serialize state")?;
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("create {}", tmp.display()))?;
+            .open(path)
+            .with_context(|| format!("create {}", path.display()))?;
         f.write_all(&data)
-            .with_context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+            .with_context(|| format!("write {}", path.display()))
     }
 
     /// True when `pid` is alive and still the process we started.
