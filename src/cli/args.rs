@@ -74,15 +74,14 @@ impl Opt {
         }
     }
 
-    pub const fn many(
-        long: &'static str,
-        short: Option<char>,
-        name: &'static str,
-        help: &'static str,
-    ) -> Opt {
-        Opt {
-            kind: Kind::Many(name),
-            ..Opt::switch(long, short, help)
+    /// A value option that may be given again and again (`-e A=1 -e B=2`).
+    pub const fn many(self) -> Opt {
+        match self.kind {
+            Kind::Value(name) => Opt {
+                kind: Kind::Many(name),
+                ..self
+            },
+            _ => self,
         }
     }
 
@@ -508,7 +507,7 @@ mod tests {
         Opt::value("bundle", Some('b'), "BUNDLE", "Bundle").default("."),
         Opt::switch("detach", Some('d'), "Detach"),
         Opt::switch("tty", Some('t'), "Tty"),
-        Opt::many("env", Some('e'), "KEY=VAL", "Env"),
+        Opt::value("env", Some('e'), "KEY=VAL", "Env").many(),
         Opt::value("memory", None, "MEMORY", "Memory").hyphen_value(),
         Opt::value("format", Some('f'), "FORMAT", "Format").choices(&["table", "json"]),
         Opt::switch("rootless", None, "Rootless")

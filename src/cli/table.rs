@@ -40,7 +40,7 @@ const CREATE_OPTS: &[Opt] = &[
     Opt::switch("no-pivot", None, "Use chroot-style MS_MOVE instead of pivot_root"),
     Opt::switch("no-new-keyring", None, "Do not create a new session keyring (accepted; berth creates none)"),
     Opt::value("preserve-fds", None, "PRESERVE_FDS", "Pass this many extra fds (3, 4, …) to the container process").default("0"),
-    Opt::many("env", Some('e'), "KEY=VAL", "Add KEY=VAL to process.env (berth extension)"),
+    Opt::value("env", Some('e'), "KEY=VAL", "Add KEY=VAL to process.env (berth extension)").many(),
     Opt::switch("tty", Some('t'), "Ask for a terminal (process.terminal = true) (berth extension)"),
 ];
 
@@ -69,10 +69,10 @@ const EXEC_OPTS: &[Opt] = &[
     Opt::switch("detach", Some('d'), "Return once the process runs"),
     Opt::value("pid-file", None, "PID_FILE", "Write the new process's pid to this file"),
     Opt::value("cwd", None, "CWD", "Working directory inside the container"),
-    Opt::many("env", Some('e'), "KEY=VAL", "Add KEY=VAL to the environment"),
+    Opt::value("env", Some('e'), "KEY=VAL", "Add KEY=VAL to the environment").many(),
     Opt::value("user", Some('u'), "USER", "UID[:GID] to run as"),
-    Opt::many("additional-gids", Some('g'), "ADDITIONAL_GIDS", "Additional group ids"),
-    Opt::many("cap", Some('c'), "CAPS", "Add a capability (CAP_xxx) to the process's sets"),
+    Opt::value("additional-gids", Some('g'), "ADDITIONAL_GIDS", "Additional group ids").many(),
+    Opt::value("cap", Some('c'), "CAPS", "Add a capability (CAP_xxx) to the process's sets").many(),
     Opt::switch("no-new-privs", None, "Set no_new_privs"),
     Opt::value("preserve-fds", None, "PRESERVE_FDS", "Pass this many extra fds (3, 4, …) to the process").default("0"),
     Opt::value("process-label", None, "PROCESS_LABEL", "SELinux label of the process (must be valid in the loaded policy; needs SELinux on the host)"),
