@@ -166,14 +166,17 @@ fn run_one(hook: &Hook, state_json: &str) -> Result<()> {
     let pid = sys::spawn(&program, &argv, &envp, [Some(stdin_r.as_fd()), None, None])
         .context("start hook")?;
     drop(stdin_r);
-    match std::fs::File::from(stdin_w).write_all(state_json.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.context("write the state to the hook's stdin")?,
-    }
+    // The hook is waited for even when its stdin could not be written, so
+    // that no hook outlives a failed hook step.
+    let written = match std::fs::File::from(stdin_w).write_all(state_json.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("write the state to the hook's stdin"),
+    };
     let status = match timeout {
         Some(t) => wait_timeout(pid, t)?,
         None => waitpid(pid, None).context("wait for hook")?,
     };
+    written?;
     match sys::describe_wait(status) {
         (true, _) => Ok(()),
         (false, how) => bail!("hook exited with {how}"),
