@@ -98,9 +98,7 @@ impl Cli {
             usage => usage,
         })?;
         if top.on("version") {
-            print!("{VERSION}");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            std::process::exit(0);
+            return Err(Stop::Help(VERSION.into()));
         }
         let Some((name, rest)) = top.trailing.split_first() else {
             let mut text = top_help();
@@ -137,8 +135,8 @@ impl Cli {
             m: &top,
         };
         let cli = Cli {
-            root: tb.path_or("root", DEFAULT_ROOT),
-            layer_root: tb.path_or("layer-root", DEFAULT_LAYER_ROOT),
+            root: tb.path("root").unwrap_or_default(),
+            layer_root: tb.path("layer-root").unwrap_or_default(),
             log: tb.path("log"),
             log_format: match tb.string("log-format")?.as_deref() {
                 Some("json") => LogFormat::Json,
@@ -181,11 +179,7 @@ fn top_help() -> String {
         "Print this message or the help of the given subcommand(s)".into(),
     ));
     args::section(&mut s, "Commands", &rows);
-    // The options block and the example, as any command's help has them.
-    let own = args::help(&TOP, "berth");
-    if let Some(at) = own.find("\nOptions:") {
-        s.push_str(&own[at..]);
-    }
+    args::options_and_example(&mut s, &TOP);
     s
 }
 

@@ -14,7 +14,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-pub use super::help::{help, invalid, section, similar, usage};
+pub use super::help::{help, invalid, options_and_example, section, similar, usage};
 
 /// How an option takes its value.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,8 @@ pub struct Opt {
     pub short: Option<char>,
     pub kind: Kind,
     pub help: &'static str,
-    /// Shown in help as `[default: …]` (the typed struct applies it).
+    /// The value when the option is not given; help shows it as
+    /// `[default: …]`, and `Build` reads it from here (nowhere else).
     pub default: Option<&'static str>,
     /// Only these values are accepted.
     pub choices: &'static [&'static str],
@@ -150,6 +151,8 @@ pub struct Pos {
     pub help: &'static str,
     pub required: bool,
     pub trailing: bool,
+    /// For an optional one: its value when not given (shown in help).
+    pub default: Option<&'static str>,
 }
 
 impl Pos {
@@ -159,6 +162,14 @@ impl Pos {
             help,
             required: true,
             trailing: false,
+            default: None,
+        }
+    }
+
+    pub const fn default(self, value: &'static str) -> Pos {
+        Pos {
+            default: Some(value),
+            ..self
         }
     }
 
@@ -247,7 +258,7 @@ impl Matches {
             .iter()
             .rev()
             .find(|(l, _)| *l == long)
-            .is_some_and(|(_, v)| v.as_deref().is_none_or(is_true))
+            .is_some_and(|(_, v)| v.as_deref().is_none_or(|v| boolish(v) == Some(true)))
     }
 
     pub fn value_os(&self, long: &str) -> Option<&OsStr> {
@@ -266,15 +277,19 @@ impl Matches {
     }
 }
 
-/// clap's "boolish" words for yes.
-fn is_true(v: &OsStr) -> bool {
-    let v = v.as_bytes().to_ascii_lowercase();
-    matches!(&v[..], b"y" | b"yes" | b"t" | b"true" | b"on" | b"1")
-}
-
-fn is_bool(v: &OsStr) -> bool {
-    let l = v.as_bytes().to_ascii_lowercase();
-    is_true(v) || matches!(&l[..], b"n" | b"no" | b"f" | b"false" | b"off" | b"0")
+/// clap's "boolish" words, in any case: `Some(true)` for yes, `Some(false)`
+/// for no, `None` for anything else.
+fn boolish(v: &OsStr) -> Option<bool> {
+    const YES: [&[u8]; 6] = [b"y", b"yes", b"t", b"true", b"on", b"1"];
+    const NO: [&[u8]; 6] = [b"n", b"no", b"f", b"false", b"off", b"0"];
+    let is = |words: &[&[u8]]| words.iter().any(|w| w.eq_ignore_ascii_case(v.as_bytes()));
+    if is(&YES) {
+        Some(true)
+    } else if is(&NO) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Parse `args` (the words after the command's name) against `cmd`.
@@ -448,7 +463,7 @@ fn take(
         (Kind::Switch, None) | (Kind::Equals(_), None) => None,
         (Kind::Switch, Some(v)) => {
             let v = OsStr::from_bytes(v);
-            if !is_bool(v) {
+            if boolish(v).is_none() {
                 let msg = format!(
                     "unexpected value '{}' for '{shown}' found; no more were expected",
                     v.to_string_lossy()
@@ -475,7 +490,7 @@ fn take(
     };
     // An `=`-only option without choices is a boolean (`--systemd-cgroup`).
     if let (Kind::Equals(_), true, Some(v)) = (o.kind, o.choices.is_empty(), &value) {
-        if !is_bool(v) {
+        if boolish(v).is_none() {
             let msg = format!(
                 "invalid value '{}' for '{}': expected true or false",
                 v.to_string_lossy(),

@@ -2,7 +2,7 @@
 //! that does not parse is a usage error naming the option, as clap
 //! reported it.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -18,12 +18,20 @@ pub struct Build<'a> {
 }
 
 impl Build<'_> {
-    pub(super) fn path(&self, long: &str) -> Option<PathBuf> {
-        self.m.value_os(long).map(PathBuf::from)
+    /// The option's value as given (the last time), else its default from
+    /// the table. For options with a default the `Option` is always `Some`.
+    fn value_os(&self, long: &str) -> Option<&OsStr> {
+        self.m.value_os(long).or_else(|| {
+            self.cmd
+                .options()
+                .find(|o| o.long == long)
+                .and_then(|o| o.default)
+                .map(OsStr::new)
+        })
     }
 
-    pub(super) fn path_or(&self, long: &str, default: &str) -> PathBuf {
-        self.path(long).unwrap_or_else(|| PathBuf::from(default))
+    pub(super) fn path(&self, long: &str) -> Option<PathBuf> {
+        self.value_os(long).map(PathBuf::from)
     }
 
     pub(super) fn utf8<'v>(&self, long: &str, v: &'v OsStr) -> Result<&'v str, Stop> {
@@ -32,8 +40,7 @@ impl Build<'_> {
     }
 
     pub(super) fn string(&self, long: &str) -> Result<Option<String>, Stop> {
-        self.m
-            .value_os(long)
+        self.value_os(long)
             .map(|v| self.utf8(long, v).map(str::to_string))
             .transpose()
     }
@@ -49,8 +56,7 @@ impl Build<'_> {
     where
         T::Err: std::fmt::Display,
     {
-        self.m
-            .value_os(long)
+        self.value_os(long)
             .map(|v| self.parse_one(long, v))
             .transpose()
     }
@@ -81,38 +87,45 @@ impl Build<'_> {
         })
     }
 
+    /// A word of the command line as UTF-8; `what` names it in the error.
+    fn word(&self, v: &OsStr, what: &str) -> Result<String, Stop> {
+        v.to_str().map(str::to_string).ok_or_else(|| {
+            let msg = format!("invalid UTF-8 in {what}: '{}'", v.to_string_lossy());
+            args::usage(self.cmd, self.path, &msg, None)
+        })
+    }
+
+    /// Positional `at`, else its default from the table.
+    fn positional(&self, at: usize) -> Result<Option<String>, Stop> {
+        let pos = self.cmd.pos.get(at);
+        match self.m.pos.get(at) {
+            Some(v) => self
+                .word(v, &pos.map_or_else(String::new, args::Pos::spelling))
+                .map(Some),
+            None => Ok(pos.and_then(|p| p.default).map(str::to_string)),
+        }
+    }
+
+    /// The container id: the first positional, which the parser requires.
     pub(super) fn id(&self) -> Result<String, Stop> {
-        let v = self
-            .m
-            .pos
-            .first()
-            .map(OsString::as_os_str)
-            .unwrap_or_default();
-        v.to_str()
-            .map(str::to_string)
-            .ok_or_else(|| args::usage(self.cmd, self.path, "invalid UTF-8 in <ID>", None))
+        Ok(self.positional(0)?.unwrap_or_default())
     }
 
     pub(super) fn trailing(&self) -> Result<Vec<String>, Stop> {
         self.m
             .trailing
             .iter()
-            .map(|v| {
-                v.to_str().map(str::to_string).ok_or_else(|| {
-                    let msg = format!("invalid UTF-8 in argument '{}'", v.to_string_lossy());
-                    args::usage(self.cmd, self.path, &msg, None)
-                })
-            })
+            .map(|v| self.word(v, "argument"))
             .collect()
     }
 
     pub(super) fn create(&self) -> Result<CreateArgs, Stop> {
         Ok(CreateArgs {
-            bundle: self.path_or("bundle", "."),
+            bundle: self.path("bundle").unwrap_or_default(),
             console_socket: self.path("console-socket"),
             pid_file: self.path("pid-file"),
             no_pivot: self.m.on("no-pivot"),
-            preserve_fds: self.number("preserve-fds")?.unwrap_or(0),
+            preserve_fds: self.number("preserve-fds")?.unwrap_or_default(),
             env: self.strings("env")?,
             tty: self.m.on("tty"),
             id: self.id()?,
@@ -136,10 +149,7 @@ impl Build<'_> {
             "kill" => Command::Kill(KillArgs {
                 all: on("all"),
                 id: self.id()?,
-                signal: match self.m.pos.get(1) {
-                    Some(v) => self.utf8("signal", v)?.to_string(),
-                    None => "SIGTERM".into(),
-                },
+                signal: self.positional(1)?.unwrap_or_default(),
             }),
             "delete" => Command::Delete(DeleteArgs {
                 force: on("force"),
@@ -157,7 +167,7 @@ impl Build<'_> {
                 additional_gids: self.numbers("additional-gids")?,
                 caps: self.strings("cap")?,
                 no_new_privs: on("no-new-privs"),
-                preserve_fds: self.number("preserve-fds")?.unwrap_or(0),
+                preserve_fds: self.number("preserve-fds")?.unwrap_or_default(),
                 process_label: self.string("process-label")?,
                 apparmor: self.string("apparmor")?,
                 cgroup: self.string("cgroup")?,
@@ -192,11 +202,11 @@ impl Build<'_> {
             }),
             "events" => Command::Events(EventsArgs {
                 stats: on("stats"),
-                interval: self.string("interval")?.unwrap_or_else(|| "5s".into()),
+                interval: self.string("interval")?.unwrap_or_default(),
                 id: self.id()?,
             }),
             "spec" => Command::Spec(SpecArgs {
-                bundle: self.path_or("bundle", "."),
+                bundle: self.path("bundle").unwrap_or_default(),
                 rootless: on("rootless"),
             }),
             "features" => Command::Features,

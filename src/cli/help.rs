@@ -52,10 +52,23 @@ pub fn help(cmd: &Cmd, path: &str) -> String {
         let rows: Vec<(String, String)> = cmd
             .pos
             .iter()
-            .map(|p| (p.spelling(), p.help.to_string()))
+            .map(|p| {
+                let text = match p.default {
+                    Some(d) => format!("{} [default: {d}]", p.help),
+                    None => p.help.to_string(),
+                };
+                (p.spelling(), text)
+            })
             .collect();
         section(&mut s, "Arguments", &rows);
     }
+    options_and_example(&mut s, cmd);
+    s
+}
+
+/// The options block (with `-h`) and the example line, which every help
+/// text ends with, the top level's too.
+pub fn options_and_example(s: &mut String, cmd: &Cmd) {
     let mut rows: Vec<(String, String)> = cmd
         .options()
         .filter(|o| !o.hidden)
@@ -74,9 +87,8 @@ pub fn help(cmd: &Cmd, path: &str) -> String {
         })
         .collect();
     rows.push(("-h, --help".into(), "Print help".into()));
-    section(&mut s, "Options", &rows);
+    section(s, "Options", &rows);
     let _ = write!(s, "\nExample: {}\n", cmd.example);
-    s
 }
 
 /// A titled two-column block, the left column padded to its widest entry.

@@ -118,7 +118,7 @@ pub const COMMANDS: &[Cmd] = &[
     },
     cmd("kill", "Send a signal to a container's process (default SIGTERM)", "berth kill c1 KILL",
         &[&[Opt::switch("all", Some('a'), "Send the signal to every process in the container's cgroup")]],
-        &[ID, Pos::optional("SIGNAL", "Signal name (TERM, SIGTERM) or number [default: SIGTERM]")]),
+        &[ID, Pos::optional("SIGNAL", "Signal name (TERM, SIGTERM) or number").default("SIGTERM")]),
     cmd("delete", "Delete a container and everything berth made for it", "berth delete --force c1",
         &[&[Opt::switch("force", Some('f'), "Kill a running container first")]], &[ID]),
     cmd("exec", "Run a new process inside a running container", "berth exec -e DEBUG=1 c1 sh -c 'ps'",
