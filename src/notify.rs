@@ -63,7 +63,7 @@ pub fn setup_env(spec: &mut Spec) {
 /// The bind mount of `<state_dir>/notify` at /run/notify, added once that
 /// dir exists (after validation, which checks bind sources).
 pub fn add_mount(spec: &mut Spec, state_dir: &Path) -> Result<()> {
-    let mount: Mount = crate::spec::from_value(&serde_json::json!({
+    let mount: Mount = crate::spec::convert(&serde_json::json!({
         "destination": CONTAINER_DIR,
         "type": "bind",
         "source": state_dir.join(NOTIFY_DIR),

@@ -133,7 +133,7 @@ fn build_process(args: &ExecArgs, base: Process) -> Result<Process> {
     if !args.caps.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.caps {
-            let cap: Capability = crate::spec::from_name(name)
+            let cap: Capability = crate::spec::convert(name)
                 .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
             add_cap(&mut caps, cap);
         }

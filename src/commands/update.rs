@@ -84,7 +84,7 @@ fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
     if res.is_empty() {
         bail!("update needs --resources or at least one limit flag");
     }
-    crate::spec::from_value(&Value::Object(res)).context("build resources from flags")
+    crate::spec::convert(&Value::Object(res)).context("build resources from flags")
 }
 
 fn put<T: serde::Serialize>(m: &mut Map<String, Value>, key: &str, v: Option<T>) {

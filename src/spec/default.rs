@@ -232,7 +232,7 @@ const SORTED_ARRAYS: &[&str] = &[
 
 /// `spec` as runc writes config.json: tab-indented, Go's field order.
 pub fn to_pretty_json(spec: &Spec) -> Result<String> {
-    let value = super::to_value(spec).context("serialize spec")?;
+    let value: Value = super::convert(spec).context("serialize spec")?;
     let mut out = String::new();
     write_value(&mut out, &value, 0)?;
     Ok(out)

@@ -155,7 +155,7 @@ fn check_namespaces(linux: &Linux) -> Result<Namespaces<'_>> {
 
 /// The config's name of a namespace type (`network`, `mount`).
 fn type_name(typ: LinuxNamespaceType) -> String {
-    super::to_value(&typ)
+    super::convert::<serde_json::Value, _>(&typ)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| format!("{typ:?}"))

@@ -94,26 +94,19 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
     serde_json::from_slice(bytes).map_err(|e| anyhow!("{CONFIG_FILE}: {e}"))
 }
 
-/// A typed value out of a JSON tree, through the same slice reader that
-/// parses config.json and state.json: `serde_json::from_value` would make a
-/// second copy of every deserializer it reaches (for `LinuxResources`, all
-/// its nested structs), ~50 KB of binary for trees of a few dozen bytes.
-pub fn from_value<T: serde::de::DeserializeOwned>(
-    value: &serde_json::Value,
-) -> serde_json::Result<T> {
+/// One serde type as another (a typed value from a JSON tree, a tree from
+/// a typed value, an enum from its name), through the compact writer and
+/// the slice reader that state.json and config.json already use:
+/// `serde_json::from_value`/`to_value` would make a second copy of every
+/// deserializer and serializer they reach (for `LinuxResources` all its
+/// nested structs, for `berth spec` the whole spec's), ~100 KB of binary
+/// for values of a few dozen bytes.
+pub fn convert<T, S>(value: &S) -> serde_json::Result<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: serde::Serialize + ?Sized,
+{
     serde_json::from_slice(&serde_json::to_vec(value)?)
-}
-
-/// A JSON tree of a typed value, through the compact writer that writes
-/// state.json: `serde_json::to_value` would make a second copy of every
-/// serializer it reaches (the whole spec's, for `berth spec`).
-pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<serde_json::Value> {
-    serde_json::from_slice(&serde_json::to_vec(value)?)
-}
-
-/// A unit enum value (a capability, a syscall action) from its name.
-pub fn from_name<T: serde::de::DeserializeOwned>(name: &str) -> serde_json::Result<T> {
-    from_value(&serde_json::Value::String(name.to_string()))
 }
 
 /// `path` made absolute against the current directory, without touching the

@@ -61,7 +61,7 @@ pub fn check(config: &Value) -> Result<()> {
 }
 
 fn parses_as<T: DeserializeOwned>(name: &str) -> bool {
-    super::from_name::<T>(name).is_ok()
+    super::convert::<T, _>(name).is_ok()
 }
 
 pub(super) fn array(value: Option<&Value>) -> &[Value] {

@@ -51,7 +51,7 @@ pub fn check_raw(config: &Value) -> Result<()> {
 }
 
 fn check_name<T: DeserializeOwned>(field: &str, what: &str, name: &str) -> Result<()> {
-    if super::from_name::<T>(name).is_err() {
+    if super::convert::<T, _>(name).is_err() {
         bail!("{field}: unknown seccomp {what} \"{name}\"");
     }
     Ok(())

@@ -76,7 +76,7 @@ macro_rules! display_as_json {
     ($($t:ty),*) => {$(
         impl std::fmt::Display for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                match crate::spec::to_value(self) {
+                match crate::spec::convert(self) {
                     Ok(serde_json::Value::String(s)) => f.write_str(&s),
                     _ => write!(f, "{self:?}"),
                 }
