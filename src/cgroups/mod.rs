@@ -560,16 +560,30 @@ impl Cgroup {
 /// rootless container cannot make device nodes, and its user namespace
 /// gives it no access to devices its user could not already open.
 pub fn asks_for_limits(resources: Option<&LinuxResources>) -> bool {
-    resources.is_some_and(|r| {
-        r.memory().is_some()
-            || r.cpu().is_some()
-            || r.pids().is_some()
-            || r.block_io().is_some()
-            || r.hugepage_limits().is_some()
-            || r.network().is_some()
-            || r.rdma().is_some()
-            || r.unified().is_some()
-    })
+    let Some(r) = resources else {
+        return false;
+    };
+    // Every field named, none with `..`: a field added to LinuxResources
+    // does not compile here until it is counted (or not) on purpose.
+    let LinuxResources {
+        devices: _,
+        memory,
+        cpu,
+        pids,
+        block_io,
+        hugepage_limits,
+        network,
+        rdma,
+        unified,
+    } = r;
+    memory.is_some()
+        || cpu.is_some()
+        || pids.is_some()
+        || block_io.is_some()
+        || hugepage_limits.is_some()
+        || network.is_some()
+        || rdma.is_some()
+        || unified.is_some()
 }
 
 fn collect_procs(dir: &Path, pids: &mut Vec<i32>) -> Result<()> {
