@@ -40,6 +40,18 @@ fn open_dev_null(root: &Root) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// `path` in the container root as an O_PATH fd, or None when it does not
+/// exist: the spec skips missing masked and readonly paths. Told by the
+/// errno alone, before any error (and, with RUST_BACKTRACE, a backtrace)
+/// is made of it.
+fn open_if_present(root: &Root, path: &Path) -> Result<Option<OwnedFd>, SysError> {
+    match root.open_in(path, OFlag::O_PATH, Lookup::InRoot) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(SysError(Errno::ENOENT)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `label`: linux.mountLabel, the context of the tmpfs over a directory.
 pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<()> {
     if paths.is_empty() {
@@ -49,10 +61,10 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
     let null_path = fd_path(null.as_fd());
     for p in paths {
         let path = Path::new(p);
-        let fd = match root.open_in(path, OFlag::O_PATH, Lookup::InRoot) {
-            Ok(fd) => fd,
-            Err(SysError(Errno::ENOENT)) => continue,
-            Err(e) => return Err(e).with_context(|| format!("open masked path {p}")),
+        let Some(fd) =
+            open_if_present(root, path).with_context(|| format!("open masked path {p}"))?
+        else {
+            continue;
         };
         let st = fstat(fd.as_raw_fd())
             .map_err(SysError)
@@ -88,12 +100,10 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
 pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {
     for p in paths {
         let path = Path::new(p);
-        // Missing is skipped, as for masked paths: told by the errno alone,
-        // before an error (and, with RUST_BACKTRACE, its backtrace) is made.
-        let fd = match root.open_in(path, OFlag::O_PATH, Lookup::InRoot) {
-            Ok(fd) => fd,
-            Err(SysError(Errno::ENOENT)) => continue,
-            Err(e) => return Err(e).with_context(|| format!("make {p} read-only")),
+        let Some(fd) =
+            open_if_present(root, path).with_context(|| format!("make {p} read-only"))?
+        else {
+            continue;
         };
         bind_readonly(root, path, fd).with_context(|| format!("make {p} read-only"))?;
     }
