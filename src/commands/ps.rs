@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -93,7 +93,12 @@ fn run_ps(args: &[&str]) -> Result<(bool, Vec<u8>, Vec<u8>)> {
 fn read_both(a: OwnedFd, b: OwnedFd) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut files = [Some(std::fs::File::from(a)), Some(std::fs::File::from(b))];
     let mut bufs = [Vec::new(), Vec::new()];
-    while files.iter().any(Option::is_some) {
+    loop {
+        // The pipes still open, by index, and which of them poll reports.
+        let open: Vec<usize> = (0..2).filter(|&k| files[k].is_some()).collect();
+        if open.is_empty() {
+            break;
+        }
         let mut fds: Vec<PollFd> = files
             .iter()
             .flatten()
@@ -103,27 +108,23 @@ fn read_both(a: OwnedFd, b: OwnedFd) -> Result<(Vec<u8>, Vec<u8>)> {
             Err(nix::errno::Errno::EINTR) => continue,
             r => r.context("poll ps output")?,
         };
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+        let ready: Vec<usize> = open
+            .into_iter()
+            .zip(&fds)
+            .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(k, _)| k)
             .collect();
-        let mut at = 0;
-        for (slot, buf) in files.iter_mut().zip(bufs.iter_mut()) {
-            let Some(file) = slot else { continue };
-            let is_ready = ready.get(at).copied().unwrap_or(false);
-            at += 1;
-            if !is_ready {
-                continue;
-            }
+        drop(fds);
+        for k in ready {
             let mut chunk = [0u8; 8192];
+            let Some(file) = files[k].as_mut() else {
+                continue;
+            };
             match file.read(&mut chunk) {
-                Ok(0) => *slot = None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(0) => files[k] = None,
+                Ok(n) => bufs[k].extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("read ps output (fd {})", file.as_raw_fd()))
-                }
+                Err(e) => return Err(e).context("read ps output"),
             }
         }
     }
