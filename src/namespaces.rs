@@ -115,10 +115,22 @@ pub fn prepare_parent(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Child side, after the cgroup move: join namespaces by path, then create
-/// the cgroup namespace so its root is the container's own cgroup.
+/// Child side: join namespaces by path. The cgroup namespace comes once
+/// the child is in its cgroups ([`enter_cgroup_ns`]).
 pub fn enter_child(plan: &Plan) -> Result<()> {
-    join(&plan.child_joins)?;
+    join(&plan.child_joins)
+}
+
+/// Whether the child may join its cgroups late, while it builds its root:
+/// only when it enters neither a mount namespace (which could hide the
+/// host's cgroup files) nor a cgroup namespace by path.
+pub fn cgroups_late(plan: &Plan) -> bool {
+    let early = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP;
+    !plan.child_joins.iter().any(|(f, _)| f.intersects(early))
+}
+
+/// The child's new cgroup namespace, rooted at the cgroup it is in now.
+pub fn enter_cgroup_ns(plan: &Plan) -> Result<()> {
     if plan.new_cgroup {
         unshare(CloneFlags::CLONE_NEWCGROUP).context("create cgroup namespace")?;
     }

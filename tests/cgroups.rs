@@ -1104,6 +1104,51 @@ fn create_delete_round_trip_leaves_no_cgroup() {
     assert_no_cgroup_left(&id2, &[]);
 }
 
+/// Processes whose command line names `id` (berth's own, and the child
+/// cloned from it before it execs).
+fn processes_naming(id: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn limit_refused_by_the_kernel_fails_create_and_leaves_nothing() {
+    // The limits are applied while the child builds its root (after the
+    // clone): a refusal there must still name the file, and kill the child
+    // and remove everything made. The kernel's minimum quota is 1 ms.
+    let env = Env::with_config(|c| {
+        c["linux"]["resources"]["cpu"] = json!({"quota": 500, "period": 100000});
+    });
+    for cmd in ["create", "run"] {
+        let id = env.id(&format!("cg-refused-{cmd}"));
+        let bundle = env.bundle.to_string_lossy().into_owned();
+        let out = berth(&env, &[cmd, "-b", &bundle, &id, "true"]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("cpu.cfs_quota_us") || err.contains("cpu.max"),
+            "{cmd}: error does not name the quota file: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{cmd}: not one line: {err}");
+        env.assert_gone(&id);
+        assert_no_cgroup_left(&id, &[]);
+        assert_eq!(
+            processes_naming(&id),
+            Vec::<i32>::new(),
+            "{cmd}: processes left"
+        );
+    }
+}
+
 // ------------------------------------------------------------ 9. missing controller
 
 fn host_has(ctl: &str) -> bool {

@@ -76,6 +76,39 @@ pub struct Cgroup {
     rootless: bool,
 }
 
+/// A cgroup between [`Cgroup::create_first`] and [`Cgroup::create_rest`].
+#[derive(Default)]
+#[must_use = "the cgroup is half made until create_rest"]
+pub struct Creating {
+    /// None for [`Cgroup::none`]: nothing to make.
+    plan: Option<resources::Plan>,
+    /// The topmost directory made in each hierarchy, to undo a failure.
+    made: Vec<PathBuf>,
+}
+
+impl Creating {
+    /// On error, remove what was made (deepest first) and pass the error on.
+    fn undo_if(self, result: Result<()>) -> Result<Self> {
+        match result {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                for dir in self.made.iter().rev() {
+                    let _ = files::remove_tree(dir);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Nodes by path, each directory once (co-mounted v1 controllers share one).
+fn distinct<'a>(nodes: impl Iterator<Item = &'a Node>) -> Vec<&'a Node> {
+    let mut nodes: Vec<&Node> = nodes.collect();
+    nodes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    nodes.dedup_by(|a, b| a.path == b.path);
+    nodes
+}
+
 /// Whether the cgroup at `dir` already lists `pid` in its `cgroup.procs`.
 /// Reading it takes no global lock; any error reads as "no".
 fn holds_pid(dir: &Path, pid: &str) -> bool {
@@ -201,10 +234,7 @@ impl Cgroup {
     }
 
     fn nodes(&self) -> Vec<&Node> {
-        let mut nodes: Vec<&Node> = self.v1.values().chain(self.v2.iter()).collect();
-        nodes.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        nodes.dedup_by(|a, b| a.path == b.path);
-        nodes
+        distinct(self.v1.values().chain(self.v2.iter()))
     }
 
     fn v1_dirs(&self) -> BTreeMap<String, PathBuf> {
@@ -249,42 +279,83 @@ impl Cgroup {
 
     /// Create the cgroup directories and apply the limits; on error, remove
     /// the directories this call made.
+    #[cfg(test)]
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let first = self.create_first(resources)?;
+        self.create_rest(first)
+    }
+
+    /// The part of [`Cgroup::create`] that must come before the clone: the
+    /// v2 directory, which `CLONE_INTO_CGROUP` puts the child into, with
+    /// its controllers enabled. [`Cgroup::create_rest`] does the rest (v1
+    /// directories, every limit) while the child builds its root; the child
+    /// joins the v1 ones before anything that depends on them (see
+    /// `child::init`). On error, what this call made is removed.
+    pub fn create_first(&self, resources: Option<&LinuxResources>) -> Result<Creating> {
+        let mut c = Creating::default();
         if self.is_none() {
-            return Ok(());
+            return Ok(c);
         }
         let default = LinuxResources::default();
         let host = self.host()?;
         let plan = resources::plan(resources.unwrap_or(&default), &host, self.create_purpose())?;
-        let mut made = Vec::new();
-        let result = self
-            .create_dirs(&host, &plan, &mut made)
-            .and_then(|()| self.apply(&plan));
-        if result.is_err() {
-            for dir in made.iter().rev() {
-                let _ = files::remove_tree(dir);
-            }
-        }
-        result
+        let result = self.create_v2_dir(&host, &plan, &mut c.made);
+        c.plan = Some(plan);
+        c.undo_if(result)
     }
 
-    fn create_dirs(
+    /// The rest of [`Cgroup::create`]: the v1 directories and the limits.
+    /// On error, the directories both calls made are removed.
+    pub fn create_rest(&self, mut c: Creating) -> Result<()> {
+        let Some(plan) = c.plan.take() else {
+            return Ok(());
+        };
+        let result = self
+            .create_v1_dirs(&mut c.made)
+            .and_then(|()| self.apply(&plan));
+        c.undo_if(result).map(drop)
+    }
+
+    /// Make one node's directory; `made` gets the topmost one this call made.
+    fn make_node(node: &Node, made: &mut Vec<PathBuf>) -> Result<()> {
+        let new = files::make_dirs(&node.path)?;
+        // Same id under another --root maps to the same cgroup: never
+        // share a live one.
+        if new.is_empty() && v2::has_processes(&node.path) {
+            bail!(
+                "cgroup {} already exists and holds processes (a container with the same id under another --root?)",
+                node.path.display()
+            );
+        }
+        made.extend(new.first().cloned());
+        Ok(())
+    }
+
+    fn create_v2_dir(
         &self,
         host: &Host,
         plan: &resources::Plan,
         made: &mut Vec<PathBuf>,
     ) -> Result<()> {
-        for node in self.nodes() {
-            let new = files::make_dirs(&node.path)?;
-            // Same id under another --root maps to the same cgroup: never
-            // share a live one.
-            if new.is_empty() && v2::has_processes(&node.path) {
-                bail!(
-                    "cgroup {} already exists and holds processes (a container with the same id under another --root?)",
-                    node.path.display()
-                );
-            }
-            made.extend(new.first().cloned());
+        let Some(n) = &self.v2 else {
+            return Ok(());
+        };
+        Self::make_node(n, made)?;
+        let wanted: BTreeSet<String> = match (&host.v2, self.mode) {
+            (Some(avail), Mode::V2) => inserted(
+                ACCOUNTING
+                    .iter()
+                    .map(|c| c.to_string())
+                    .filter(|c| avail.contains(c)),
+            ),
+            _ => BTreeSet::new(),
+        };
+        v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &wanted)
+    }
+
+    fn create_v1_dirs(&self, made: &mut Vec<PathBuf>) -> Result<()> {
+        for node in distinct(self.v1.values()) {
+            Self::make_node(node, made)?;
         }
         if let Some(cpuset) = self.v1.get("cpuset") {
             // Every level below the caller's cgroup, in case one was left
@@ -297,18 +368,6 @@ impl Cgroup {
                 .collect();
             chain.reverse();
             v1::init_cpuset(&chain)?;
-        }
-        if let Some(n) = &self.v2 {
-            let wanted: BTreeSet<String> = match (&host.v2, self.mode) {
-                (Some(avail), Mode::V2) => inserted(
-                    ACCOUNTING
-                        .iter()
-                        .map(|c| c.to_string())
-                        .filter(|c| avail.contains(c)),
-                ),
-                _ => BTreeSet::new(),
-            };
-            v2::enable_controllers(&n.top, &n.path, &plan.v2_controllers, &wanted)?;
         }
         Ok(())
     }
@@ -414,13 +473,8 @@ impl Cgroup {
     /// `CLONE_INTO_CGROUP` ([`Cgroup::open_v2_dir`]); [`Cgroup::add_process`]
     /// afterwards finds the pid everywhere and writes nothing.
     pub fn join_self(&self) -> Result<()> {
-        let mut done: Vec<&Path> = Vec::new();
-        for node in self.v1.values() {
-            if done.contains(&node.path.as_path()) {
-                continue;
-            }
+        for node in distinct(self.v1.values()) {
             write_file(&node.path, "tasks", "0").context("join the container's cgroup")?;
-            done.push(&node.path);
         }
         Ok(())
     }

@@ -46,6 +46,9 @@ pub struct ChildContext<'a> {
     /// The cgroup to join by ourselves (cheaper than the parent's
     /// cgroup.procs write); None when the parent places us (user namespaces).
     pub join_cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// Join it late: the parent makes the v1 cgroups and applies the limits
+    /// while we build the root, and says `Cgroups` when they are ready.
+    pub cgroups_late: bool,
 }
 
 /// Whether the parent sends `HookState`: the child runs createContainer
@@ -100,10 +103,11 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     if !ctx.ns.new_user {
         sys::set_dumpable(false)?;
     }
-    // Into our cgroups before anything else runs: writing `0` to the v1
-    // `tasks` files moves just this thread, sparing the kernel's global
-    // threadgroup lock that the parent's cgroup.procs write would take.
-    if let Some(cgroup) = ctx.join_cgroup {
+    // Into our cgroups: writing `0` to the v1 `tasks` files moves just this
+    // thread, sparing the kernel's global threadgroup lock that the
+    // parent's cgroup.procs write would take. Before anything else runs,
+    // or, late, once the parent has made them (see `enter_cgroups`).
+    if let Some(cgroup) = ctx.join_cgroup.filter(|_| !ctx.cgroups_late) {
         cgroup.join_self()?;
     }
     // Wait until the parent has put us in our cgroups (and written our id maps).
@@ -125,8 +129,25 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     } else {
         String::new()
     };
-    // Join namespaces by path; new cgroup namespace rooted at our cgroup.
+    // Join namespaces by path. The new cgroup namespace is rooted at our
+    // cgroup: it comes once we are in it, late or now.
     namespaces::enter_child(ctx.ns)?;
+    let entered = std::cell::Cell::new(false);
+    let enter_cgroups = || -> Result<()> {
+        if entered.replace(true) {
+            return Ok(());
+        }
+        if ctx.cgroups_late {
+            ctx.chan.expect(Msg::Cgroups)?;
+            if let Some(cgroup) = ctx.join_cgroup {
+                cgroup.join_self()?;
+            }
+        }
+        namespaces::enter_cgroup_ns(ctx.ns)
+    };
+    if !ctx.cgroups_late {
+        enter_cgroups()?;
+    }
     // Sysctls: before rootfs::setup makes /proc/sys read-only. /proc/sys/net
     // and the ipc/uts keys resolve to the writer's namespaces, entered above.
     write_sysctls(ctx.spec)?;
@@ -138,6 +159,7 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
         mode: ctx.mode,
         layer_dir: ctx.layer_dir,
         no_pivot: ctx.no_pivot,
+        enter_cgroups: &enter_cgroups,
         // Create-time hooks: the runtime's (run by the parent), then the
         // container's, after the root is built and before pivot_root.
         before_pivot: &|| run_create_hooks(ctx, hooks, &hook_state),

@@ -137,7 +137,18 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             rootfs::chown_layer(layer, uid, gid)?;
         }
     }
-    cgroup.create(resources)?;
+    // Without a user namespace the child joins its cgroups itself. Late,
+    // as a rule: only the v2 directory must exist for the clone; the v1
+    // ones and the limits are made while the child builds its root.
+    let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
+    let cgroups_late = child_joins_cgroup && namespaces::cgroups_late(&ns);
+    let creating = cgroup.create_first(resources)?;
+    let creating = if cgroups_late {
+        Some(creating)
+    } else {
+        cgroup.create_rest(creating)?;
+        None
+    };
     let fifo = if opts.start {
         None
     } else {
@@ -166,7 +177,6 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
-    let child_joins_cgroup = !ns.new_user && ns.join_user.is_none();
     let cloned = match &ns.join_user {
         Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
         None if !ns.pre_user_joins.is_empty() => {
@@ -193,6 +203,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             lock: &lock,
             seccomp: seccomp.as_ref(),
             join_cgroup: child_joins_cgroup.then_some(&cgroup),
+            cgroups_late,
         });
     };
     cleanup.child = Some(pid);
@@ -217,13 +228,17 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         fs::write(&path, adj.to_string())
             .with_context(|| format!("process.oomScoreAdj: write {adj} to {path}"))?;
     }
-    parent_chan.send(&Msg::Go)?;
+    send(&parent_chan, &Msg::Go)?;
     let hooks = spec.hooks().as_ref();
-    let mut creating = st.clone();
-    creating.pid = pid.as_raw();
-    let creating_json = hooks::state_json(&creating, Status::Creating);
+    let mut creating_st = st.clone();
+    creating_st.pid = pid.as_raw();
+    let creating_json = hooks::state_json(&creating_st, Status::Creating);
     if child::needs_hook_state(hooks) || seccomp_state {
-        parent_chan.send(&Msg::HookState(creating_json.clone()))?;
+        send(&parent_chan, &Msg::HookState(creating_json.clone()))?;
+    }
+    if let Some(creating) = creating {
+        cgroup.create_rest(creating)?;
+        send(&parent_chan, &Msg::Cgroups)?;
     }
     let mut pty = None;
     loop {
@@ -265,6 +280,22 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         pty,
         started: opts.start,
     })
+}
+
+/// Send to the child. One that failed and exited cannot be sent to any
+/// more: its error, queued on the channel, is then the one to report.
+fn send(chan: &sync::Channel, msg: &Msg) -> Result<()> {
+    let Err(e) = chan.send(msg) else {
+        return Ok(());
+    };
+    let gone = matches!(
+        e.downcast_ref::<nix::errno::Errno>(),
+        Some(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET)
+    );
+    match gone.then(|| chan.recv()) {
+        Some(Ok(Msg::Error { code, msg })) => Err(ExecError::from_child(code, msg)),
+        _ => Err(e),
+    }
 }
 
 /// A container's user namespace maps, checked, and what the parent does

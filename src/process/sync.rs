@@ -18,8 +18,12 @@ const MAX_MSG: usize = 256 * 1024;
 /// Messages, in protocol order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → child: you are in your cgroup(s); go on.
+    /// parent → child: you are in your cgroup(s) (or, joining late, the
+    /// v2 one; with a user namespace, your id maps are written); go on.
     Go,
+    /// parent → child: your v1 cgroups exist and every limit is applied:
+    /// join them now (sent after `Go` when the child joins late).
+    Cgroups,
     /// child → parent: root built, everything checked, waiting for start.
     Ready,
     /// parent → child: state.json is written; stop depending on me.
@@ -80,6 +84,7 @@ impl Channel {
         let mut buf = Vec::with_capacity(16);
         match msg {
             Msg::Go => buf.push(b'G'),
+            Msg::Cgroups => buf.push(b'J'),
             Msg::Ready => buf.push(b'R'),
             Msg::Commit => buf.push(b'C'),
             Msg::Ack => buf.push(b'A'),
@@ -118,7 +123,11 @@ impl Channel {
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Err(nix::errno::Errno::EINTR) => continue,
+                // ECONNRESET: the peer exited with messages of ours unread
+                // (a child that failed before reading `Cgroups`). The kernel
+                // reports that once, ahead of what the peer sent before it
+                // exited (its `Error`), which the next call returns.
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => continue,
                 Err(e) => return Err(e).context("receive on the sync channel"),
                 Ok(r) => {
                     let mut fd = None;
@@ -141,6 +150,7 @@ impl Channel {
         }
         let msg = match buf[0] {
             b'G' => Msg::Go,
+            b'J' => Msg::Cgroups,
             b'R' => Msg::Ready,
             b'C' => Msg::Commit,
             b'A' => Msg::Ack,
@@ -176,6 +186,7 @@ mod tests {
         let (a, b) = pair().expect("pair");
         for m in [
             Msg::Go,
+            Msg::Cgroups,
             Msg::Ready,
             Msg::Commit,
             Msg::Ack,
@@ -192,6 +203,22 @@ mod tests {
         }
         drop(a);
         assert!(b.recv().is_err());
+    }
+
+    #[test]
+    fn error_of_a_peer_gone_with_unread_messages_is_received() {
+        // The child failed before reading `Cgroups`: it sent its error and
+        // exited with that message unread.
+        let (parent, child) = pair().expect("pair");
+        let err = Msg::Error {
+            code: 1,
+            msg: "mount proc on /proc: symlink".into(),
+        };
+        child.send(&err).expect("send error");
+        parent.send(&Msg::Cgroups).expect("send cgroups");
+        drop(child);
+        assert_eq!(parent.recv().expect("the error, not ECONNRESET"), err);
+        assert!(parent.recv().is_err(), "then end of stream");
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub struct RootfsConfig<'a> {
     pub mode: Mode,
     pub layer_dir: Option<&'a Path>,
     pub no_pivot: bool,
+    /// Puts the process in its cgroups and cgroup namespace, if that is
+    /// still to do: called once, before the first cgroup mount (whose view
+    /// depends on both) or else after the last of the spec's mounts, and
+    /// always before `/dev` is populated (device rules) and the hooks.
+    pub enter_cgroups: &'a dyn Fn() -> Result<()>,
     /// Runs after the root is built and before it is entered: the
     /// runtime-spec wants createRuntime/createContainer hooks exactly there.
     pub before_pivot: &'a dyn Fn() -> Result<()>,
@@ -125,8 +130,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
 }
 
 /// Child side, in a fresh mount namespace with the host's /proc still at
-/// /proc and the process already in its cgroups: build the root and enter
-/// it. On return the process's root is the container's and its cwd is "/".
+/// /proc: build the root and enter it. On return the process's root is the container's and its cwd is "/".
 pub fn setup(cfg: &RootfsConfig) -> Result<()> {
     let plan = plan(cfg.spec, cfg.bundle)?;
 
@@ -150,8 +154,17 @@ pub fn setup(cfg: &RootfsConfig) -> Result<()> {
     if plan.dev == dev::DevMount::Missing {
         mounts::apply_mounts(&root, &[dev::default_dev_mount(plan.label)])?;
     }
-    // The spec's mounts, in order (/proc and /sys refuse symlinks and planted mounts).
-    mounts::apply_mounts(&root, &plan.mounts)?;
+    // The spec's mounts, in order (/proc and /sys refuse symlinks and
+    // planted mounts); a cgroup mount only once we are in our cgroups.
+    let first_cgroup = plan
+        .mounts
+        .iter()
+        .position(mounts::MountOp::shows_cgroups)
+        .unwrap_or(plan.mounts.len());
+    let (before, after) = plan.mounts.split_at(first_cgroup);
+    mounts::apply_mounts(&root, before)?;
+    (cfg.enter_cgroups)()?;
+    mounts::apply_mounts(&root, after)?;
     // Only the default and the spec's devices; a host /dev (bind, devtmpfs) is left alone.
     if plan.dev != dev::DevMount::Host {
         dev::populate_dev(&root, &plan.devices)?;

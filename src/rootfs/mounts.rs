@@ -43,6 +43,16 @@ pub struct MountOp {
 }
 
 impl MountOp {
+    /// A cgroup filesystem, whose root depends on the mounting process's
+    /// cgroups and cgroup namespace.
+    pub fn shows_cgroups(&self) -> bool {
+        match &self.action {
+            Action::Cgroup => true,
+            Action::Fs { fstype, .. } => fstype == "cgroup" || fstype == "cgroup2",
+            Action::Bind { .. } => false,
+        }
+    }
+
     /// `/proc` and `/sys` may be neither symlinks nor pre-existing mounts.
     pub fn lookup(&self) -> Lookup {
         if self.dest == Path::new("/proc") || self.dest == Path::new("/sys") {
