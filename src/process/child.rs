@@ -177,9 +177,12 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     }
     // Limits, working directory, and the program resolved now, so that a
     // typo is a create-time error (exit 127).
-    let prepared = prepare_exec(process)?;
-    // Report ready, and stop depending on the parent once it has committed state.
+    let mut prepared = prepare_exec(process)?;
+    // Report ready, and stop depending on the parent once it has committed
+    // state. The bounding set (a prctl per capability) is dropped while the
+    // parent writes it.
     ctx.chan.send(&Msg::Ready)?;
+    prepared.drop_bounding(process)?;
     ctx.chan.expect(Msg::Commit)?;
     sys::set_parent_death_signal(0)?;
     ctx.chan.send(&Msg::Ack)?;
@@ -251,6 +254,19 @@ pub struct Prepared {
     exe: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// [`Prepared::drop_bounding`] ran: `exec_prepared` does not again.
+    bounding_dropped: bool,
+}
+
+impl Prepared {
+    /// Drop the bounding set ahead of [`exec_prepared`], the first of its
+    /// privilege steps: it takes nothing the steps in between need (they
+    /// use effective capabilities, which it does not touch).
+    pub fn drop_bounding(&mut self, process: &Process) -> Result<()> {
+        security::drop_bounding(process.capabilities().as_ref())?;
+        self.bounding_dropped = true;
+        Ok(())
+    }
 }
 
 /// Steps that still run with full privileges inside the container: rlimits,
@@ -268,6 +284,7 @@ pub fn prepare_exec(process: &Process) -> Result<Prepared> {
         exe: CString::new(exe.as_os_str().as_encoded_bytes()).context("executable path")?,
         argv: to_cstrings(&args)?,
         envp: to_cstrings(&env)?,
+        bounding_dropped: false,
     })
 }
 
@@ -305,7 +322,7 @@ pub fn exec_prepared(
             security::seccomp::load(filter, state)?;
         }
     }
-    drop_privileges(process)?;
+    drop_privileges(process, !p.bounding_dropped)?;
     before_exec()?;
     reset_signals()?;
     // Everything but stdio and the preserved fds is closed at execve.
@@ -462,9 +479,12 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     }
 }
 
-/// User, groups, umask, capabilities and no_new_privs, in that order.
-fn drop_privileges(process: &Process) -> Result<()> {
-    security::drop_bounding(process.capabilities().as_ref())?;
+/// The bounding set (unless dropped already), user, groups, umask,
+/// capabilities and no_new_privs, in that order.
+fn drop_privileges(process: &Process, bounding: bool) -> Result<()> {
+    if bounding {
+        security::drop_bounding(process.capabilities().as_ref())?;
+    }
     security::set_user(process.user())?;
     if let Some(mask) = process.user().umask() {
         umask(Mode::from_bits_truncate(mask as libc::mode_t));

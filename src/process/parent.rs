@@ -270,7 +270,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     if let Some(pid_file) = opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    parent_chan.send(&Msg::Commit)?;
+    send(&parent_chan, &Msg::Commit)?;
     parent_chan.expect(Msg::Ack)?;
     cleanup.armed = false;
     Ok(Created {
