@@ -252,3 +252,46 @@ fn cve_2015_1331_path_like_ids_are_refused_before_any_file_is_made() {
     assert_eq!(made(&env.layer_root), 0, "layer root has entries");
     assert!(!std::path::Path::new("/tmp/evil").exists());
 }
+
+#[test]
+fn capability_sets_are_exactly_the_configs_in_run_start_and_exec() {
+    // CAP_CHOWN (bit 0) and CAP_KILL (bit 5) in the bounding set. The
+    // process is root, so its execve makes permitted and effective the
+    // bounding set whatever the config says (as with runc); inheritable
+    // and ambient stay empty.
+    let env = Env::with_config(|c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "effective": ["CAP_KILL"],
+            "inheritable": [],
+            "ambient": [],
+        });
+    });
+    let want = [
+        ("CapBnd:", "0000000000000021"),
+        ("CapPrm:", "0000000000000021"),
+        ("CapEff:", "0000000000000021"),
+        ("CapInh:", NO_CAPS),
+        ("CapAmb:", NO_CAPS),
+    ];
+    let check = |how: &str, status: &str| {
+        for (line, value) in want {
+            assert_eq!(cap_line(status, line), value, "{how}: {line}\n{status}");
+        }
+    };
+    // A foreground run starts the process at commit.
+    let out = env.run(&env.id("caps-run"), &["cat", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check("run", &stdout(&out));
+    // create + start: the process waits on the exec fifo first.
+    let id = env.id("caps-start");
+    env.create(&id, &["sleep", "1000"]);
+    env.ok(&["start", &id]);
+    let pid = env.pid(&id);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    check("create+start", &status);
+    let out = env.berth(&["exec", &id, "cat", "/proc/self/status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check("exec", &stdout(&out));
+}
