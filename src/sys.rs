@@ -350,12 +350,12 @@ pub fn setns_pidfd(pidfd: BorrowedFd, flags: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// One `sendmsg` of `bytes`, with `fd` attached as `SCM_RIGHTS` when given,
-/// retried on EINTR and never raising SIGPIPE. The sync channel, the console
-/// socket and the seccomp listener all pass fds this way.
-pub fn send_with_fd(sock: BorrowedFd, bytes: &[u8], fd: Option<BorrowedFd>) -> nix::Result<usize> {
+/// One `sendmsg` of `bytes`, with `fds` attached as `SCM_RIGHTS` when there
+/// are any, retried on EINTR and never raising SIGPIPE. The sync channel,
+/// the console socket and the seccomp listener all pass fds this way.
+pub fn send_with_fds(sock: BorrowedFd, bytes: &[u8], fds: &[BorrowedFd]) -> nix::Result<usize> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let fds: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let cmsg: Vec<ControlMessage> = if fds.is_empty() {
         Vec::new()
     } else {

@@ -152,7 +152,7 @@ pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
 /// Send the master to a console socket: one message whose body is the name
 /// and whose `SCM_RIGHTS` carries the fd (runc's `utils.SendFile`).
 pub fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<()> {
-    crate::sys::send_with_fd(socket.as_fd(), MASTER_NAME.as_bytes(), Some(master.as_fd()))
+    crate::sys::send_with_fds(socket.as_fd(), MASTER_NAME.as_bytes(), &[master.as_fd()])
         .map(drop)
         .context("send the pty master to --console-socket")
 }

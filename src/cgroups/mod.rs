@@ -479,6 +479,25 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The v1 `tasks` files, open for writing, one per hierarchy: the
+    /// parent opens them for a child that joins late, which then writes
+    /// `0` to each ([`join_through`]) without a path walk of its own. The
+    /// kernel checks the opener's credentials, the parent's.
+    pub fn open_tasks(&self) -> Result<Vec<OwnedFd>> {
+        distinct(self.v1.values())
+            .into_iter()
+            .map(|node| {
+                let path = node.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(OwnedFd::from)
+                    .with_context(|| format!("open {}", path.display()))
+            })
+            .collect()
+    }
+
     /// The hierarchy whose membership is authoritative: the one the
     /// freezer acts on.
     fn primary(&self) -> Option<&Node> {
@@ -608,6 +627,16 @@ impl Cgroup {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// [`Cgroup::join_self`] through `tasks` files from [`Cgroup::open_tasks`].
+pub fn join_through(tasks: &[OwnedFd]) -> Result<()> {
+    for f in tasks {
+        nix::unistd::write(f, b"0")
+            .map_err(std::io::Error::from)
+            .context("join the container's cgroup: write 0 to its tasks file")?;
+    }
+    Ok(())
 }
 
 /// Whether `resources` asks for any limit. Device rules do not count: a

@@ -138,9 +138,10 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
             return Ok(());
         }
         if ctx.cgroups_late {
-            ctx.chan.expect(Msg::Cgroups)?;
-            if let Some(cgroup) = ctx.join_cgroup {
-                cgroup.join_self()?;
+            match ctx.chan.recv_fds()? {
+                (Msg::Cgroups, tasks) => crate::cgroups::join_through(&tasks)?,
+                (Msg::Error { code, msg }, _) => return Err(ExecError::from_child(code, msg)),
+                (m, _) => anyhow::bail!("sync channel: expected Cgroups, got {m:?}"),
             }
         }
         namespaces::enter_cgroup_ns(ctx.ns)

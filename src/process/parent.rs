@@ -238,7 +238,10 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     }
     if let Some(creating) = creating {
         cgroup.create_rest(creating)?;
-        send(&parent_chan, &Msg::Cgroups)?;
+        let tasks = cgroup.open_tasks()?;
+        parent_chan
+            .send_cgroups(&tasks)
+            .or_else(|e| child_error_or(&parent_chan, e))?;
     }
     let mut pty = None;
     loop {
@@ -285,9 +288,11 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 /// Send to the child. One that failed and exited cannot be sent to any
 /// more: its error, queued on the channel, is then the one to report.
 fn send(chan: &sync::Channel, msg: &Msg) -> Result<()> {
-    let Err(e) = chan.send(msg) else {
-        return Ok(());
-    };
+    chan.send(msg).or_else(|e| child_error_or(chan, e))
+}
+
+/// A failed send's error, or the child's own when it is gone and left one.
+fn child_error_or(chan: &sync::Channel, e: anyhow::Error) -> Result<()> {
     let gone = matches!(
         e.downcast_ref::<nix::errno::Errno>(),
         Some(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET)

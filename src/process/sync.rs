@@ -1,6 +1,6 @@
 //! The one channel between the parent (`berth create`/`run`) and the child
 //! that becomes the container process: a SOCK_SEQPACKET socketpair carrying
-//! small typed messages, and (for `Pty`) one fd over `SCM_RIGHTS`. An error
+//! small typed messages, and (for `Pty`, `Cgroups`) fds over `SCM_RIGHTS`. An error
 //! in the child travels here as text, so the user sees the same one-line
 //! error the parent would have printed.
 
@@ -14,6 +14,8 @@ use nix::sys::socket::{
 
 /// Largest message: the state JSON of `HookState` may carry big annotations.
 const MAX_MSG: usize = 256 * 1024;
+/// Most fds one message carries: `Cgroups` has one per v1 hierarchy.
+const MAX_FDS: usize = 16;
 
 /// Messages, in protocol order.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +24,8 @@ pub enum Msg {
     /// v2 one; with a user namespace, your id maps are written); go on.
     Go,
     /// parent → child: your v1 cgroups exist and every limit is applied:
-    /// join them now (sent after `Go` when the child joins late).
+    /// join them now (sent after `Go` when the child joins late), through
+    /// the `tasks` files attached (see [`Channel::send_cgroups`]).
     Cgroups,
     /// child → parent: root built, everything checked, waiting for start.
     Ready,
@@ -64,7 +67,7 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        self.send_with(msg, None)
+        self.send_with(msg, &[])
     }
 
     /// Send nothing more: the peer reads end-of-stream, and a later
@@ -77,10 +80,22 @@ impl Channel {
 
     /// Send `Msg::Pty` with the pty master attached.
     pub fn send_pty(&self, master: &OwnedFd) -> Result<()> {
-        self.send_with(&Msg::Pty, Some(master.as_fd()))
+        self.send_with(&Msg::Pty, &[master.as_fd()])
     }
 
-    fn send_with(&self, msg: &Msg, fd: Option<BorrowedFd>) -> Result<()> {
+    /// Send `Msg::Cgroups` with the open `tasks` files attached.
+    pub fn send_cgroups(&self, tasks: &[OwnedFd]) -> Result<()> {
+        if tasks.len() > MAX_FDS {
+            bail!(
+                "{} cgroup hierarchies: the sync channel passes at most {MAX_FDS}",
+                tasks.len()
+            );
+        }
+        let fds: Vec<BorrowedFd> = tasks.iter().map(AsFd::as_fd).collect();
+        self.send_with(&Msg::Cgroups, &fds)
+    }
+
+    fn send_with(&self, msg: &Msg, fds: &[BorrowedFd]) -> Result<()> {
         let mut buf = Vec::with_capacity(16);
         match msg {
             Msg::Go => buf.push(b'G'),
@@ -101,7 +116,7 @@ impl Channel {
                 buf.extend_from_slice(msg.as_bytes());
             }
         }
-        crate::sys::send_with_fd(self.fd.as_fd(), &buf, fd)
+        crate::sys::send_with_fds(self.fd.as_fd(), &buf, fds)
             .map(drop)
             .context("send on the sync channel")
     }
@@ -111,11 +126,16 @@ impl Channel {
         self.recv_fd().map(|(m, _)| m)
     }
 
-    /// Receive one message and the fd sent with it, if any (CLOEXEC).
+    /// Receive one message and the first fd sent with it, if any (CLOEXEC).
     pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>)> {
+        self.recv_fds().map(|(m, fds)| (m, fds.into_iter().next()))
+    }
+
+    /// Receive one message and every fd sent with it (CLOEXEC).
+    pub fn recv_fds(&self) -> Result<(Msg, Vec<OwnedFd>)> {
         let mut buf = vec![0u8; MAX_MSG];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = loop {
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (n, fds) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<()>(
                 self.fd.as_raw_fd(),
@@ -130,18 +150,17 @@ impl Channel {
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => continue,
                 Err(e) => return Err(e).context("receive on the sync channel"),
                 Ok(r) => {
-                    let mut fd = None;
+                    let mut fds = Vec::new();
                     for c in r.cmsgs().context("control messages on the sync channel")? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for raw in fds {
+                        if let ControlMessageOwned::ScmRights(raws) = c {
+                            for raw in raws {
                                 // SAFETY: the kernel just installed this fd in
                                 // our table for us; nothing else owns it.
-                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                                fd.get_or_insert(owned);
+                                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                             }
                         }
                     }
-                    break (r.bytes, fd);
+                    break (r.bytes, fds);
                 }
             }
         };
@@ -164,7 +183,7 @@ impl Channel {
             },
             other => bail!("unexpected message {other:#x} on the sync channel"),
         };
-        Ok((msg, fd))
+        Ok((msg, fds))
     }
 
     /// Wait for `want`; an `Error` from the peer becomes our error.
@@ -180,6 +199,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn messages_round_trip() {
@@ -219,6 +239,29 @@ mod tests {
         drop(child);
         assert_eq!(parent.recv().expect("the error, not ECONNRESET"), err);
         assert!(parent.recv().is_err(), "then end of stream");
+    }
+
+    #[test]
+    fn cgroups_message_carries_every_tasks_fd() {
+        let (a, b) = pair().expect("pair");
+        let files: Vec<OwnedFd> = ["/dev/null", "/dev/zero"]
+            .iter()
+            .map(|p| std::fs::File::open(p).expect("open").into())
+            .collect();
+        a.send_cgroups(&files).expect("send");
+        let (m, fds) = b.recv_fds().expect("recv");
+        assert_eq!(m, Msg::Cgroups);
+        let links: Vec<_> = fds
+            .iter()
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("link")
+            })
+            .collect();
+        assert_eq!(links, [Path::new("/dev/null"), Path::new("/dev/zero")]);
+        let too_many: Vec<OwnedFd> = (0..=MAX_FDS)
+            .map(|_| std::fs::File::open("/dev/null").expect("open").into())
+            .collect();
+        assert!(a.send_cgroups(&too_many).is_err());
     }
 
     #[test]

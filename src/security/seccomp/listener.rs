@@ -69,7 +69,7 @@ pub fn send(l: &Listener, notify_fd: &OwnedFd, state: &str) -> Result<()> {
     let here = || format!("send the seccomp notify fd to {}", l.path.display());
     let msg = process_state(state, l.metadata.as_deref())?.to_string();
     let bytes = msg.as_bytes();
-    let mut sent = crate::sys::send_with_fd(l.sock.as_fd(), bytes, Some(notify_fd.as_fd()))
+    let mut sent = crate::sys::send_with_fds(l.sock.as_fd(), bytes, &[notify_fd.as_fd()])
         .with_context(here)?;
     while sent < bytes.len() {
         match nix::sys::socket::send(l.sock.as_raw_fd(), &bytes[sent..], MsgFlags::MSG_NOSIGNAL) {
