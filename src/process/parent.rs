@@ -214,8 +214,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 
     // 5. Place it, let it build its root, record it, release it. Without a
     // user namespace it was born in its v2 cgroup (CLONE_INTO_CGROUP) and
-    // joins the v1 ones itself before `Go` (its setup fails if it cannot):
-    // nothing to place or to check afterwards.
+    // joins the v1 ones itself (its setup fails if it cannot): before `Go`,
+    // or, late, after `Cgroups` below. Nothing to place or check afterwards.
     if !child_joins_cgroup {
         cgroup.add_process(pid.as_raw())?;
     }
