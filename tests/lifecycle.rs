@@ -165,6 +165,11 @@ fn namespaces_are_new_and_hostname_is_the_configs() {
         assert!(!theirs.is_empty());
         assert_ne!(theirs, ours, "{ns} namespace is shared with the host");
     }
+    // Its loopback is up (IFF_UP | IFF_LOOPBACK), as runc leaves it: read
+    // through the container's own sysfs, which shows its network namespace.
+    let flags = std::fs::read_to_string(format!("/proc/{pid}/root/sys/class/net/lo/flags"))
+        .expect("the container's lo flags");
+    assert_eq!(flags.trim(), "0x9", "lo in the container is not up");
     env.ok(&["delete", "--force", &id]);
 
     let id = env.id("ps");

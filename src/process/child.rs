@@ -132,6 +132,12 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // Join namespaces by path. The new cgroup namespace is rooted at our
     // cgroup: it comes once we are in it, late or now.
     namespaces::enter_child(ctx.ns)?;
+    // A new network namespace starts with lo down; runc brings it up, also
+    // before the root is built. Done now it costs nothing: it fills the
+    // time the parent spends making the v1 cgroups the child waits for.
+    if ctx.ns.new_net {
+        sys::loopback_up()?;
+    }
     let entered = std::cell::Cell::new(false);
     let enter_cgroups = || -> Result<()> {
         if entered.replace(true) {
@@ -172,10 +178,6 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     }
     // Hostname and domainname belong to the container's uts namespace.
     set_names(ctx.spec)?;
-    // A new network namespace starts with lo down; runc brings it up.
-    if ctx.ns.new_net {
-        sys::loopback_up()?;
-    }
     // Limits, working directory, and the program resolved now, so that a
     // typo is a create-time error (exit 127).
     let mut prepared = prepare_exec(process)?;
