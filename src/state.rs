@@ -218,6 +218,17 @@ pub fn remove_stale_temp_dirs(root: &Path, id: &str) -> usize {
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let id = to.file_name().map(|n| n.to_string_lossy().into_owned());
+            Err(StateError::Exists(id.unwrap_or_default()).into())
+        }
+        Err(e) => Err(e).with_context(|| format!("rename {} to {}", from.display(), to.display())),
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
     let (f, t) = (c(from)?, c(to)?);
@@ -228,18 +239,14 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
             f.as_ptr(),
             libc::AT_FDCWD,
             t.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags,
         )
     };
     if rc == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EEXIST) {
-        let id = to.file_name().map(|n| n.to_string_lossy().into_owned());
-        return Err(StateError::Exists(id.unwrap_or_default()).into());
-    }
-    Err(err).with_context(|| format!("rename {} to {}", from.display(), to.display()))
 }
 
 impl State {
@@ -263,11 +270,27 @@ impl State {
     /// (state lives in /run, a tmpfs on most hosts). runc and crun do the
     /// same. An fsync cost 0.5-6 ms per write on this ext4 /run (three
     /// writes per `run`), more when the disk is busy.
+    ///
+    /// The new file is exchanged with the old one (`RENAME_EXCHANGE`), which
+    /// is just as atomic for readers, and the old one, now under the temp
+    /// name, is unlinked. A plain rename over an existing file makes ext4
+    /// allocate the new file's blocks at once (its `auto_da_alloc` guard),
+    /// 70-100 µs here, and the block so allocated costs a synchronous
+    /// discard when `delete` frees it; exchanged, a short-lived state.json
+    /// never gets a block at all. Where the exchange is not supported (or
+    /// there is no old file) it is a plain rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let tmp = dir.join(".state.json.tmp");
         let path = dir.join(STATE_FILE);
         self.write_to(&tmp)?;
-        fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+        match renameat2(&tmp, &path, libc::RENAME_EXCHANGE) {
+            Ok(()) => fs::remove_file(&tmp)
+                .with_context(|| format!("remove the replaced state file {}", tmp.display())),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
+                fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+            }
+            Err(e) => Err(e).with_context(|| format!("rename {}", path.display())),
+        }
     }
 
     /// The first state.json of a state dir nobody can see yet (it is still
@@ -391,11 +414,9 @@ mod tests {
         assert!(process_start_time(i32::MAX).is_none());
     }
 
-    #[test]
-    fn state_round_trip_and_status() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn sample() -> State {
         let me = std::process::id() as i32;
-        let st = State {
+        State {
             oci_version: OCI_VERSION.into(),
             id: "t".into(),
             status: Status::Created,
@@ -414,7 +435,13 @@ mod tests {
             process: None,
             hooks: None,
             seccomp: None,
-        };
+        }
+    }
+
+    #[test]
+    fn state_round_trip_and_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = sample();
         st.save(dir.path()).expect("save");
         let back = State::load(dir.path(), "t").expect("load");
         assert_eq!(back.status(dir.path()), Status::Running);
@@ -423,5 +450,31 @@ mod tests {
         let mut dead = back.clone();
         dead.pid_start_time += 1;
         assert_eq!(dead.status(dir.path()), Status::Stopped);
+    }
+
+    #[test]
+    fn save_replaces_atomically_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(STATE_FILE);
+        let mut st = sample();
+        st.status = Status::Creating;
+        // No old file: the exchange has nothing to swap with.
+        st.save(dir.path()).expect("first save");
+        let first = fs::read(&path).expect("read first");
+        let mut reader = File::open(&path).expect("open first");
+        st.status = Status::Running;
+        st.save(dir.path()).expect("second save");
+        // A reader that opened the old file still reads it whole; a new open
+        // reads the new one; the replaced file is gone from the dir.
+        let mut old = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut old).expect("read old");
+        assert_eq!(old, first);
+        let back = State::load(dir.path(), "t").expect("load");
+        assert_eq!(back.status, Status::Running);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(STATE_FILE)]);
     }
 }
