@@ -18,6 +18,8 @@ use crate::cgroups::Cgroup;
 use crate::rootfs;
 
 pub const STATE_FILE: &str = "state.json";
+/// Where a new state.json is written before it replaces the old one.
+const STATE_TEMP: &str = ".state.json.tmp";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const OCI_VERSION: &str = "1.2.0";
 
@@ -249,6 +251,42 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()>
     }
 }
 
+/// A new state.json under its temp name (see [`State::save`]).
+#[must_use = "a staged state.json is not in place until placed"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Put the staged file in place, atomically for readers.
+    pub fn place(self) -> Result<Replaced> {
+        match renameat2(&self.tmp, &self.path, libc::RENAME_EXCHANGE) {
+            Ok(()) => Ok(Replaced(Some(self.tmp))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
+                fs::rename(&self.tmp, &self.path)
+                    .with_context(|| format!("rename {}", self.path.display()))?;
+                Ok(Replaced(None))
+            }
+            Err(e) => Err(e).with_context(|| format!("rename {}", self.path.display())),
+        }
+    }
+}
+
+/// The state.json a placed one replaced, still under the temp name when it
+/// was exchanged; removing it can wait until the hurry is over.
+pub struct Replaced(Option<PathBuf>);
+
+impl Replaced {
+    pub fn remove(self) -> Result<()> {
+        match self.0 {
+            Some(old) => fs::remove_file(&old)
+                .with_context(|| format!("remove the replaced state file {}", old.display())),
+            None => Ok(()),
+        }
+    }
+}
+
 impl State {
     /// Load `<dir>/state.json`; `NotFound` when the dir or file is gone.
     pub fn load(dir: &Path, id: &str) -> Result<State> {
@@ -280,17 +318,18 @@ impl State {
     /// never gets a block at all. Where the exchange is not supported (or
     /// there is no old file) it is a plain rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(".state.json.tmp");
-        let path = dir.join(STATE_FILE);
+        self.stage(dir)?.place()?.remove()
+    }
+
+    /// The first step of [`State::save`]: the new state.json, written under
+    /// its temp name, invisible to readers until it is placed.
+    pub fn stage(&self, dir: &Path) -> Result<Staged> {
+        let tmp = dir.join(STATE_TEMP);
         self.write_to(&tmp)?;
-        match renameat2(&tmp, &path, libc::RENAME_EXCHANGE) {
-            Ok(()) => fs::remove_file(&tmp)
-                .with_context(|| format!("remove the replaced state file {}", tmp.display())),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
-                fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
-            }
-            Err(e) => Err(e).with_context(|| format!("rename {}", path.display())),
-        }
+        Ok(Staged {
+            tmp,
+            path: dir.join(STATE_FILE),
+        })
     }
 
     /// The first state.json of a state dir nobody can see yet (it is still

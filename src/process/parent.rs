@@ -243,6 +243,20 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             .send_cgroups(&tasks)
             .or_else(|e| child_error_or(&parent_chan, e))?;
     }
+    // The state.json that `Ready` makes true, written while the child
+    // builds its root: all it needs (pid, the pid's start time) is known
+    // since the clone. Placed only once the child is ready.
+    st.pid = pid.as_raw();
+    st.pid_start_time =
+        state::process_start_time(st.pid).context("the container process exited during setup")?;
+    st.status = if opts.start {
+        Status::Running
+    } else {
+        Status::Created
+    };
+    st.creator_pid = 0;
+    st.creator_start_time = 0;
+    let staged = st.stage(&dir)?;
     let mut pty = None;
     loop {
         match parent_chan.recv_fd()? {
@@ -259,21 +273,12 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
         }
     }
-    st.pid = pid.as_raw();
-    st.pid_start_time =
-        state::process_start_time(st.pid).context("the container process exited during setup")?;
-    st.status = if opts.start {
-        Status::Running
-    } else {
-        Status::Created
-    };
-    st.creator_pid = 0;
-    st.creator_start_time = 0;
-    st.save(&dir)?;
+    let replaced = staged.place()?;
     if let Some(pid_file) = opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
     send(&parent_chan, &Msg::Commit)?;
+    replaced.remove()?;
     parent_chan.expect(Msg::Ack)?;
     cleanup.armed = false;
     Ok(Created {
