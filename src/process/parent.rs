@@ -279,7 +279,10 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     }
     send(&parent_chan, &Msg::Commit)?;
     replaced.remove()?;
-    parent_chan.expect(Msg::Ack)?;
+    // Started at commit, the child sends no Ack: we stay to wait for it.
+    if !opts.start {
+        parent_chan.expect(Msg::Ack)?;
+    }
     cleanup.armed = false;
     Ok(Created {
         dir,

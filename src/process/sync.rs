@@ -31,7 +31,9 @@ pub enum Msg {
     Ready,
     /// parent → child: state.json is written; stop depending on me.
     Commit,
-    /// child → parent: parent-death signal cleared, you may exit.
+    /// child → parent: parent-death signal cleared, you may exit. Only
+    /// when the parent exits after commit (there is an exec fifo): a
+    /// foreground run started at commit stays and is not sent one.
     Ack,
     /// parent → child: the OCI state (JSON) that hooks run by the child read
     /// on stdin. Sent right after `Go` when the spec has such hooks.
