@@ -230,11 +230,12 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     }
     send(&parent_chan, &Msg::Go)?;
     let hooks = spec.hooks().as_ref();
-    let mut creating_st = st.clone();
-    creating_st.pid = pid.as_raw();
-    let creating_json = hooks::state_json(&creating_st, Status::Creating);
+    // The OCI state hooks and a seccomp agent read (only the OCI fields,
+    // which the state written below leaves alone): made when one needs it.
+    st.pid = pid.as_raw();
     if child::needs_hook_state(hooks) || seccomp_state {
-        send(&parent_chan, &Msg::HookState(creating_json.clone()))?;
+        let creating = hooks::state_json(&st, Status::Creating);
+        send(&parent_chan, &Msg::HookState(creating))?;
     }
     if let Some(creating) = creating {
         cgroup.create_rest(creating)?;
@@ -246,7 +247,6 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // The state.json that `Ready` makes true, written while the child
     // builds its root: all it needs (pid, the pid's start time) is known
     // since the clone. Placed only once the child is ready.
-    st.pid = pid.as_raw();
     st.pid_start_time =
         state::process_start_time(st.pid).context("the container process exited during setup")?;
     st.status = if opts.start {
@@ -264,8 +264,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (Msg::Hooks, _) => {
                 // Whatever these hooks set up, poststop is their undo.
                 cleanup.poststop = true;
-                hooks::run(hooks, Kind::Prestart, &creating_json)?;
-                hooks::run(hooks, Kind::CreateRuntime, &creating_json)?;
+                let creating = hooks::state_json(&st, Status::Creating);
+                hooks::run(hooks, Kind::Prestart, &creating)?;
+                hooks::run(hooks, Kind::CreateRuntime, &creating)?;
                 parent_chan.send(&Msg::HooksDone)?;
             }
             (Msg::Pty, Some(fd)) => pty = Some(fd),
