@@ -12,6 +12,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
@@ -220,34 +222,13 @@ pub fn remove_stale_temp_dirs(root: &Path, id: &str) -> usize {
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+    match renameat2(None, from, None, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(Errno::EEXIST) => {
             let id = to.file_name().map(|n| n.to_string_lossy().into_owned());
             Err(StateError::Exists(id.unwrap_or_default()).into())
         }
         Err(e) => Err(e).with_context(|| format!("rename {} to {}", from.display(), to.display())),
-    }
-}
-
-fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: both are NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -261,9 +242,15 @@ pub struct Staged {
 impl Staged {
     /// Put the staged file in place, atomically for readers.
     pub fn place(self) -> Result<Replaced> {
-        match renameat2(&self.tmp, &self.path, libc::RENAME_EXCHANGE) {
+        match renameat2(
+            None,
+            &self.tmp,
+            None,
+            &self.path,
+            RenameFlags::RENAME_EXCHANGE,
+        ) {
             Ok(()) => Ok(Replaced(Some(self.tmp))),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
+            Err(Errno::ENOENT | Errno::EINVAL) => {
                 fs::rename(&self.tmp, &self.path)
                     .with_context(|| format!("rename {}", self.path.display()))?;
                 Ok(Replaced(None))
