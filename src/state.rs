@@ -265,11 +265,17 @@ impl Staged {
 pub struct Replaced(Option<PathBuf>);
 
 impl Replaced {
-    pub fn remove(self) -> Result<()> {
-        match self.0 {
-            Some(old) => fs::remove_file(&old)
-                .with_context(|| format!("remove the replaced state file {}", old.display())),
-            None => Ok(()),
+    /// Unlink the old copy. The new state is in place by now, so a failure
+    /// here fails nothing (the next save truncates the file, delete removes
+    /// it with the state dir): it is logged, not returned.
+    pub fn remove(self) {
+        if let Some(old) = self.0 {
+            if let Err(e) = fs::remove_file(&old) {
+                crate::logging::debug(&format!(
+                    "remove the replaced state file {}: {e}",
+                    old.display()
+                ));
+            }
         }
     }
 }
@@ -305,7 +311,8 @@ impl State {
     /// never gets a block at all. Where the exchange is not supported (or
     /// there is no old file) it is a plain rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        self.stage(dir)?.place()?.remove()
+        self.stage(dir)?.place()?.remove();
+        Ok(())
     }
 
     /// The first step of [`State::save`]: the new state.json, written under

@@ -279,11 +279,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         write_pid_file(pid_file, pid.as_raw())?;
     }
     send(&parent_chan, &Msg::Commit)?;
-    // The container is committed: a leftover copy of the old state is no
-    // reason to undo it (the next save truncates it, delete removes it).
-    if let Err(e) = replaced.remove() {
-        crate::logging::debug(&format!("{e:#}"));
-    }
+    replaced.remove();
     // Started at commit, the child sends no Ack: we stay to wait for it.
     if !opts.start {
         parent_chan.expect(Msg::Ack)?;
