@@ -20,8 +20,9 @@ BIN          := $(or $(CARGO_TARGET_DIR),target)/$(TARGET_TRIPLE)/release/berth
 # Debian packages the build, the bundles and the tests need.  Other targets
 # (test-vm, test-clients) add their own lists below and call $(call apt_install,...).
 # libseccomp-dev: the libseccomp crate links libseccomp.a into the static
-# berth (.cargo/config.toml).
-DEPS         := busybox-static libseccomp-dev pkg-config gcc libc6-dev
+# berth (.cargo/config.toml). strace: a test reads the order of berth's
+# first system calls (the sealed re-exec comes before glibc's start-up).
+DEPS         := busybox-static libseccomp-dev pkg-config gcc libc6-dev strace
 
 # Host busybox (busybox-static) that becomes the bundle's only binary.
 HOST_BUSYBOX := /bin/busybox

@@ -355,6 +355,28 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::security::exeseal::early;
+
+    /// berth_entry reads the global options before anything is parsed, from
+    /// its own list; it must agree with the table.
+    #[test]
+    fn the_early_scan_knows_every_global_option() {
+        for o in table::GLOBAL_OPTS {
+            let expect = match (o.long, o.kind) {
+                ("version", _) => early::Global::Other,
+                (_, args::Kind::Switch | args::Kind::Equals(_)) => early::Global::Switch,
+                _ => early::Global::Value,
+            };
+            assert_eq!(
+                early::global_option(o.long.as_bytes()),
+                expect,
+                "--{}",
+                o.long
+            );
+        }
+        assert_eq!(early::global_option(b"help"), early::Global::Other);
+        assert_eq!(early::global_option(b"roo"), early::Global::Other);
+    }
 
     #[test]
     fn rootless_dirs_follow_xdg() {

@@ -2,7 +2,8 @@
 //! one subcommand and turns an error into the one line a person or an
 //! orchestrator reads: `berth: <what failed>: <why>`.
 //!
-//! berth is started twice per create, run and exec (the sealed re-exec), so
+//! berth is started twice per create, run and exec (the sealed re-exec, the
+//! first time only as far as `security::exeseal::early`), so
 //! it skips std's runtime start-up: that reads /proc/self/maps for the main
 //! thread's stack bounds and installs a SIGSEGV/SIGBUS handler on an
 //! alternate stack, only to print "stack overflow" instead of the plain

@@ -182,6 +182,79 @@ fn berth_runs_from_a_read_only_overlay_or_a_sealed_memfd() {
     );
 }
 
+/// The system calls, in order, of berth's own process (not its children)
+/// for `args`, as strace names them.
+fn syscalls_of(env: &Env, args: &[&str]) -> Vec<String> {
+    let log = env.tmp.path().join(format!("strace-{}", env.id("log")));
+    let mut c = Command::new("strace");
+    c.arg("-qq").arg("-o").arg(&log).arg(BERTH);
+    c.arg("--root").arg(&env.root).args(args);
+    let out = env.output_of(c.stdin(Stdio::null()));
+    assert!(
+        out.status.success(),
+        "strace berth {args:?}: {}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&log).expect("read the strace log");
+    text.lines()
+        .filter_map(|l| l.split_once('(').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The overlay re-exec is done at the ELF entry, before glibc starts: the
+/// first image's system calls are only those of making the overlay and
+/// executing through it. Done from `main`, glibc's start-up (brk,
+/// arch_prctl, set_tid_address, …) and main's would come first, and the
+/// whole start would be paid twice. Global options before the subcommand
+/// do not hide it; a command that needs no seal never re-executes.
+#[test]
+fn the_sealed_reexec_happens_before_libc_starts() {
+    let env = Env::new();
+    let id = env.id("early");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let layers = env.layer_root.to_string_lossy().into_owned();
+    let args = [
+        "--layer-root",
+        &layers,
+        "--log-format=text",
+        "run",
+        "-b",
+        &bundle,
+        &id,
+        "true",
+    ];
+    let calls = syscalls_of(&env, &args);
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("execve"),
+        "{calls:?}"
+    );
+    let reexec = calls
+        .iter()
+        .position(|c| c == "execveat")
+        .unwrap_or_else(|| panic!("run never re-executed: {calls:?}"));
+    let overlay = [
+        "statfs", "readlink", "fsopen", "fsconfig", "fsmount", "close", "statx",
+    ];
+    for call in &calls[1..reexec] {
+        assert!(
+            overlay.contains(&call.as_str()),
+            "{call} before the sealed re-exec: {:?}",
+            &calls[..=reexec]
+        );
+    }
+    assert_eq!(
+        calls.iter().filter(|c| *c == "execveat").count(),
+        1,
+        "{calls:?}"
+    );
+    let list = syscalls_of(&env, &["list"]);
+    assert!(
+        !list.iter().any(|c| c == "execveat" || c == "fsopen"),
+        "list re-executed: {list:?}"
+    );
+}
+
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
