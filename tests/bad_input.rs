@@ -176,3 +176,42 @@ fn bad_flag_and_bad_signal() {
     env.create(&id, &["true"]);
     fails(&env, &["kill", &id, "NOSUCHSIG"], "invalid signal");
 }
+
+/// A foreground run whose pid file cannot be written fails before the
+/// container's process runs at all (its first command would leave a mark
+/// on the host through a bind mount), and leaves nothing behind.
+#[test]
+fn unwritable_pid_file_fails_before_the_process_runs() {
+    let marks = tempfile::tempdir().expect("tempdir");
+    let source = marks.path().to_string_lossy().into_owned();
+    let env = Env::with_config(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(serde_json::json!({
+                "destination": "/marks", "type": "bind",
+                "source": source, "options": ["rbind", "rw"]
+            }));
+    });
+    let id = env.id("pidfile");
+    let bad = env.tmp.path().join("no-such-dir").join("pid");
+    let bad = bad.to_string_lossy().into_owned();
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let args = [
+        "run",
+        "--pid-file",
+        &bad,
+        "-b",
+        &bundle,
+        &id,
+        "touch",
+        "/marks/ran",
+    ];
+    fails(&env, &args, "pid file");
+    env.assert_gone(&id);
+    no_processes_mention(&id);
+    assert!(
+        !marks.path().join("ran").exists(),
+        "the container ran although create failed"
+    );
+}

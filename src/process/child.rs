@@ -33,9 +33,13 @@ pub struct ChildContext<'a> {
     pub preserve_fds: u32,
     pub ns: &'a namespaces::Plan,
     /// The exec fifo, opened O_RDWR by the parent: reading blocks until
-    /// `start`. None when the parent starts us at `Commit` (a foreground
-    /// `run`): we exec right after `Ack`.
+    /// `start`. None when the parent starts us at `Ready` (a foreground
+    /// `run`): we exec right after sending it.
     pub fifo: Option<OwnedFd>,
+    /// Wait for `Commit` after `Ready`: always with a fifo, and without one
+    /// when the parent still has a step that may fail (the pid file), so
+    /// that the process never runs if it does.
+    pub commit: bool,
     pub chan: Channel,
     /// `process.terminal`: where the pty master goes.
     pub console: Option<&'a ConsoleTarget>,
@@ -181,18 +185,23 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     // Limits, working directory, and the program resolved now, so that a
     // typo is a create-time error (exit 127).
     let mut prepared = prepare_exec(process)?;
-    // Report ready, and stop depending on the parent once it has committed
-    // state. The bounding set (a prctl per capability) is dropped while the
-    // parent writes it.
+    // Report ready. The bounding set (a prctl per capability) is dropped
+    // while the parent writes state.
     ctx.chan.send(&Msg::Ready)?;
     prepared.drop_bounding(process)?;
-    ctx.chan.expect(Msg::Commit)?;
-    // A parent that exits once we are committed (create, run -d) waits for
-    // the Ack that says we no longer die with it. A foreground run (no
-    // fifo) goes on to wait for our exit and reads nothing more: an Ack
-    // would only wake it, on this CPU and ahead of our execve (~150 µs).
-    // Either way the parent reads nothing after this: an error from here
-    // on must reach our stderr, not a socket buffer nobody drains.
+    // A parent that exits once we are committed (create, run -d) sends
+    // Commit when state.json says we are created, and waits for the Ack
+    // that says we no longer die with it. A foreground run (no fifo) sends
+    // no Commit unless it writes a pid file: it places state.json
+    // ("running") while we exec, kills us if that fails, and then waits
+    // for our exit, reading nothing more. A Commit costs two wake-ups
+    // before our execve (50-200 µs each on this machine's vCPUs), an Ack
+    // one more on this CPU (~150 µs). Either way the parent reads nothing
+    // after this: an error from here on must reach our stderr, not a
+    // socket buffer nobody drains.
+    if ctx.commit {
+        ctx.chan.expect(Msg::Commit)?;
+    }
     let ack = ctx.fifo.is_some();
     if !ack {
         ctx.chan.close_send()?;

@@ -48,8 +48,9 @@ pub struct CreateOptions<'a> {
     /// container stays in the caller's cgroups, with one warning if the
     /// config asks for limits.
     pub rootless: bool,
-    /// Start the process as soon as its state is committed: no exec fifo,
-    /// no `start` (a foreground `run` with nothing to do in between).
+    /// Start the process as soon as it is ready, while its state is
+    /// written: no exec fifo, no `start`, and no `Commit` unless a pid file
+    /// is asked for (a foreground `run` with nothing to do in between).
     pub start: bool,
 }
 
@@ -149,6 +150,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         cgroup.create_rest(creating)?;
         None
     };
+    // Started at Ready, the child waits for no Commit unless a pid file
+    // must be written first.
+    let commit = !opts.start || opts.pid_file.is_some();
     let fifo = if opts.start {
         None
     } else {
@@ -198,6 +202,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             preserve_fds: opts.preserve_fds,
             ns: &ns,
             fifo,
+            commit,
             chan: child_chan,
             console: opts.console.as_ref(),
             lock: &lock,
@@ -274,13 +279,18 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             (m, _) => bail!("sync channel: expected Ready, got {m:?}"),
         }
     }
+    // Without a Commit to wait for (a foreground run), the child is on its
+    // way to execve already: a failure to place state.json kills it
+    // (cleanup is armed). Nothing else here can fail then.
     let replaced = staged.place()?;
     if let Some(pid_file) = opts.pid_file {
         write_pid_file(pid_file, pid.as_raw())?;
     }
-    send(&parent_chan, &Msg::Commit)?;
+    if commit {
+        send(&parent_chan, &Msg::Commit)?;
+    }
     replaced.remove();
-    // Started at commit, the child sends no Ack: we stay to wait for it.
+    // Started at Ready, the child sends no Ack: we stay to wait for it.
     if !opts.start {
         parent_chan.expect(Msg::Ack)?;
     }
