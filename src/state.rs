@@ -108,6 +108,12 @@ pub struct State {
     /// The config's `linux.seccomp`: `exec` filters its process the same way.
     #[serde(default)]
     pub seccomp: Option<crate::spec::types::LinuxSeccomp>,
+    /// The container has a pid namespace of its own: when its process (the
+    /// namespace's init) is gone, the kernel has killed every other process
+    /// in it, so `delete` has nothing left to kill. False (kill) in a state
+    /// written before the field existed.
+    #[serde(default)]
+    pub own_pid_ns: bool,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}`, checked before any file is made.
@@ -468,6 +474,7 @@ mod tests {
             process: None,
             hooks: None,
             seccomp: None,
+            own_pid_ns: true,
         }
     }
 

@@ -1314,3 +1314,41 @@ fn cgroup_mount_shows_own_cgroups_read_only() {
         "cgroup mount writable inside: {out}"
     );
 }
+
+/// `delete` of a container whose process has exited removes its cgroups
+/// without a kill (its pid namespace died with its init, nothing can be
+/// left), yet a process moved into one of them from outside (here into a
+/// single hierarchy, which the v2 `cgroup.kill` of a hybrid host does not
+/// reach) is still killed and every cgroup dir removed.
+#[test]
+fn delete_after_exit_kills_a_process_moved_into_the_cgroup() {
+    let env = Env::new();
+    let id = env.id("stray");
+    let d = run_d(&env, &id, &["sleep", "1000"]);
+    let dirs = container_dirs(d.pid);
+    assert!(!dirs.is_empty(), "the container has no cgroup of its own");
+    let mut stray = Command::new("sleep")
+        .arg("1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the stray process");
+    let procs = dirs[0].join("cgroup.procs");
+    fs::write(&procs, stray.id().to_string())
+        .unwrap_or_else(|e| panic!("move the stray into {}: {e}", procs.display()));
+    ok(&env, &["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    assert!(
+        alive(stray.id() as i32),
+        "the stray died with the container"
+    );
+    ok(&env, &["delete", &id]);
+    let killed = poll(T, || matches!(stray.try_wait(), Ok(Some(_))));
+    if !killed {
+        let _ = stray.kill();
+        let _ = stray.wait();
+    }
+    assert!(killed, "delete left the stray process alive");
+    assert_no_cgroup_left(&id, &dirs);
+}

@@ -118,15 +118,28 @@ pub fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Err(anyhow!("mkdir {}: parent kept disappearing", dir.display()))
 }
 
+/// One rmdir of `dir`: true when it is gone (or was never there), false
+/// when something is still inside (tasks, sub-cgroups).
+pub fn remove_if_empty(dir: &Path) -> Result<bool> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY)) => Ok(false),
+        Err(e) => Err(anyhow!(
+            "remove cgroup {}: {}",
+            dir.display(),
+            os_reason(&e)
+        )),
+    }
+}
+
 /// rmdir `dir` after its sub-cgroups (children first). Absent is fine. EBUSY
 /// (a dying task not yet released) is retried for a bounded ~1 s.
 pub fn remove_tree(dir: &Path) -> Result<()> {
     // A container's cgroup rarely has sub-cgroups: one rmdir first, and the
     // listing (a kernfs readdir of every control file) only when it fails.
-    match fs::remove_dir(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
+    if let Ok(true) = remove_if_empty(dir) {
+        return Ok(());
     }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,

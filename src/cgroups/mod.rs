@@ -523,6 +523,27 @@ impl Cgroup {
         Ok(pids)
     }
 
+    /// Signal every process listed in any of the hierarchies. [`kill_all`]
+    /// reads one (or empties the v2 cgroup): a process moved into a single
+    /// v1 hierarchy from outside is in neither.
+    ///
+    /// [`kill_all`]: Cgroup::kill_all
+    pub fn kill_listed(&self, sig: Signal) -> Result<()> {
+        let mut pids = Vec::new();
+        for node in self.nodes() {
+            collect_procs(&node.path, &mut pids)?;
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids {
+            match kill(Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => bail!("kill {pid} with {sig}: {}", e.desc()),
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_frozen(&self) -> bool {
         match (self.v1.get("freezer"), &self.v2) {
             (Some(f), _) => v1::is_frozen(&f.path),
@@ -618,6 +639,17 @@ impl Cgroup {
     /// absent is fine. Parents stay, as runc and podman leave theirs: the
     /// shared `…/berth` is made once and reused, instead of a mkdir and a
     /// rmdir in every hierarchy on every run (about 0.8 ms on a hybrid host).
+    /// Remove every directory that is empty, one rmdir each: true when all
+    /// are gone, false when one still holds a task or a sub-cgroup (then
+    /// [`Cgroup::destroy`] is the way, after a kill).
+    pub fn remove_if_empty(&self) -> Result<bool> {
+        let mut all = true;
+        for node in self.nodes() {
+            all &= files::remove_if_empty(&node.path)?;
+        }
+        Ok(all)
+    }
+
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for node in self.nodes() {

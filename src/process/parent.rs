@@ -120,6 +120,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         process: spec.process().clone(),
         hooks: spec.hooks().clone(),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        own_pid_ns: ns.clone_flags & libc::CLONE_NEWPID as u64 != 0,
     };
     let (dir, lock) = state::create_locked(opts.root, opts.id, &st)?;
     let mut cleanup = Cleanup {
@@ -397,13 +398,26 @@ impl Drop for Cleanup {
 /// Kill whatever is left of a container and remove its cgroup, layer and
 /// state dir. Used by `delete` and by a failed `create`.
 pub fn destroy(st: &State, dir: &Path) -> Result<()> {
-    // SIGKILL everything first: kill_all also thaws a frozen cgroup, whose
-    // tasks (on v1) would otherwise never act on the signal.
-    st.cgroup.kill_all(libc::SIGKILL)?;
-    if st.process_alive() {
-        kill_and_wait(st.pid, st.pid_start_time)?;
+    // With a pid namespace of its own and its init gone, the kernel has
+    // killed the container's every process already (runc skips the kill
+    // then too), and the cgroup dirs go with one rmdir each. Anything else
+    // found in the cgroup (moved in from outside) makes an rmdir fail, and
+    // is killed then.
+    let alive = st.process_alive();
+    let emptied = st.own_pid_ns && !alive;
+    if !(emptied && st.cgroup.remove_if_empty()?) {
+        // SIGKILL everything first: kill_all also thaws a frozen cgroup,
+        // whose tasks (on v1) would otherwise never act on the signal.
+        st.cgroup.kill_all(libc::SIGKILL)?;
+        if alive {
+            kill_and_wait(st.pid, st.pid_start_time)?;
+        }
+        if !st.cgroup.remove_if_empty()? {
+            // Dying tasks not yet released, or one kill_all did not see.
+            st.cgroup.kill_listed(nix::sys::signal::Signal::SIGKILL)?;
+            st.cgroup.destroy()?;
+        }
     }
-    st.cgroup.destroy()?;
     if let Some(layer) = &st.layer_dir {
         rootfs::remove_layer(layer)?;
     }
