@@ -1352,3 +1352,37 @@ fn delete_after_exit_kills_a_process_moved_into_the_cgroup() {
     assert!(killed, "delete left the stray process alive");
     assert_no_cgroup_left(&id, &dirs);
 }
+
+/// The v1 `cgroup` mount is planned from the mountinfo the parent read
+/// for its cgroup probe, not from a second reading in the child on its
+/// way to execve: one create reads /proc/self/mountinfo once, in any
+/// process. (What the mount shows is checked above.)
+#[test]
+fn one_create_reads_mountinfo_once() {
+    let env = Env::new();
+    let id = env.id("mi");
+    let log = env.tmp.path().join("strace-mi");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let mut c = Command::new("strace");
+    c.args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&log)
+        .arg(common::BERTH)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--layer-root")
+        .arg(&env.layer_root)
+        .args(["run", "-b", &bundle, &id, "true"]);
+    let out = env.output_of(c.stdin(Stdio::null()));
+    assert!(out.status.success(), "strace berth run: {}", stderr(&out));
+    let text = fs::read_to_string(&log).expect("read the strace log");
+    let reads: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/mountinfo\""))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        1,
+        "mountinfo read {} times: {reads:#?}",
+        reads.len()
+    );
+}

@@ -120,10 +120,21 @@ fn holds_pid(dir: &Path, pid: &str) -> bool {
 const ACCOUNTING: &[&str] = &["cpu", "io", "memory", "pids"];
 
 impl Cgroup {
-    /// Resolve where the container's cgroup lives; touches nothing.
+    #[cfg(test)]
     pub fn plan(id: &str, cgroups_path: Option<&Path>, systemd: bool) -> Result<Cgroup> {
+        Self::plan_and_mountinfo(id, cgroups_path, systemd).map(|(cgroup, _)| cgroup)
+    }
+
+    /// Resolve where the container's cgroup lives; touches nothing. Also
+    /// gives back the host's /proc/self/mountinfo it read (the child plans
+    /// its cgroup mounts from it instead of reading it again).
+    pub fn plan_and_mountinfo(
+        id: &str,
+        cgroups_path: Option<&Path>,
+        systemd: bool,
+    ) -> Result<(Cgroup, String)> {
         let target = probe::resolve_target(id, cgroups_path, systemd)?;
-        let layout = probe::probe_layout()?;
+        let (layout, mountinfo) = probe::probe_layout_and_mountinfo()?;
         let own = match target {
             Target::Nested(_) => probe::read_own_cgroups()?,
             _ => probe::OwnCgroups::default(),
@@ -162,12 +173,13 @@ impl Cgroup {
             (false, false) if v2.is_some() => Mode::Hybrid,
             _ => Mode::V1,
         };
-        Ok(Cgroup {
+        let cgroup = Cgroup {
             mode,
             v2,
             v1,
             rootless: false,
-        })
+        };
+        Ok((cgroup, mountinfo))
     }
 
     /// No cgroup at all: a rootless container whose caller has no cgroup
@@ -218,7 +230,6 @@ impl Cgroup {
             .map_or_else(|| "-".into(), |n| n.path.display().to_string())
     }
 
-    #[cfg(test)]
     pub fn mode(&self) -> Mode {
         self.mode
     }

@@ -59,8 +59,14 @@ pub struct OwnCgroups {
     pub v1: BTreeMap<String, PathBuf>,
 }
 
-/// Probe the mounts: statfs says whether /sys/fs/cgroup itself is cgroup2.
+#[cfg(test)]
 pub fn probe_layout() -> Result<Layout> {
+    probe_layout_and_mountinfo().map(|(layout, _)| layout)
+}
+
+/// Probe the mounts: statfs says whether /sys/fs/cgroup itself is cgroup2.
+/// Also the text of /proc/self/mountinfo the layout was read from.
+pub fn probe_layout_and_mountinfo() -> Result<(Layout, String)> {
     let st =
         nix::sys::statfs::statfs(CGROUP_ROOT).with_context(|| format!("statfs {CGROUP_ROOT}"))?;
     let pure_v2 = st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
@@ -84,7 +90,7 @@ pub fn probe_layout() -> Result<Layout> {
     if layout.v2.is_none() && layout.v1.is_empty() {
         bail!("no cgroup filesystem is mounted (looked in /proc/self/mountinfo)");
     }
-    Ok(layout)
+    Ok((layout, text))
 }
 
 pub fn read_own_cgroups() -> Result<OwnCgroups> {

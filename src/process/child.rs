@@ -40,6 +40,9 @@ pub struct ChildContext<'a> {
     /// when the parent still has a step that may fail (the pid file), so
     /// that the process never runs if it does.
     pub commit: bool,
+    /// The parent's /proc/self/mountinfo, to plan the v1 cgroup mounts
+    /// from (see `rootfs::RootfsConfig::host_mountinfo`).
+    pub host_mountinfo: Option<&'a str>,
     pub chan: Channel,
     /// `process.terminal`: where the pty master goes.
     pub console: Option<&'a ConsoleTarget>,
@@ -142,10 +145,10 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
     if ctx.ns.new_net {
         sys::loopback_up()?;
     }
-    let entered = std::cell::Cell::new(false);
-    let enter_cgroups = || -> Result<()> {
-        if entered.replace(true) {
-            return Ok(());
+    let entered = std::cell::OnceCell::new();
+    let enter_cgroups = || -> Result<Option<String>> {
+        if let Some(proc_cgroup) = entered.get() {
+            return Ok(Option::clone(proc_cgroup));
         }
         if ctx.cgroups_late {
             match ctx.chan.recv_fds()? {
@@ -154,7 +157,18 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
                 (m, _) => anyhow::bail!("sync channel: expected Cgroups, got {m:?}"),
             }
         }
-        namespaces::enter_cgroup_ns(ctx.ns)
+        // Our cgroups as the host names them, for the cgroup mounts: read
+        // before the new cgroup namespace renames them all "/".
+        let proc_cgroup = match ctx.host_mountinfo {
+            Some(_) => {
+                let text = sys::read_to_string("/proc/self/cgroup");
+                Some(text.context("read /proc/self/cgroup")?)
+            }
+            None => None,
+        };
+        namespaces::enter_cgroup_ns(ctx.ns)?;
+        let _ = entered.set(proc_cgroup.clone());
+        Ok(proc_cgroup)
     };
     if !ctx.cgroups_late {
         enter_cgroups()?;
@@ -171,6 +185,7 @@ fn init(ctx: &ChildContext) -> Result<Infallible> {
         layer_dir: ctx.layer_dir,
         no_pivot: ctx.no_pivot,
         enter_cgroups: &enter_cgroups,
+        host_mountinfo: ctx.host_mountinfo,
         // Create-time hooks: the runtime's (run by the parent), then the
         // container's, after the root is built and before pivot_root.
         before_pivot: &|| run_create_hooks(ctx, hooks, &hook_state),

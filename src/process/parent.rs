@@ -80,7 +80,17 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let mode = rootfs::choose_mode(spec, &rootfs)?;
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
-    let mut cgroup = Cgroup::plan(opts.id, cgroups_path, opts.systemd_cgroup)?;
+    let (mut cgroup, mountinfo) =
+        Cgroup::plan_and_mountinfo(opts.id, cgroups_path, opts.systemd_cgroup)?;
+    // The child plans a v1 `cgroup` mount from our mountinfo instead of
+    // reading its own (~0.1 ms on its way to execve) when its mount
+    // namespace is a copy of ours, not one joined by path.
+    let v1_cgroup_mount = cgroup.mode() != crate::cgroups::Mode::V2
+        && spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| m.typ().as_deref() == Some("cgroup"));
     let mut resources = linux.and_then(|l| l.resources().as_ref());
     if opts.rootless && !cgroup.writable() {
         // As runc does in rootless mode: no delegation, no cgroup; said once.
@@ -97,6 +107,11 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     }
     cgroup.check(resources)?;
     let ns = namespaces::plan(spec);
+    let joins_mounts = ns
+        .child_joins
+        .iter()
+        .any(|(f, _)| f.contains(nix::sched::CloneFlags::CLONE_NEWNS));
+    let host_mountinfo = (v1_cgroup_mount && !joins_mounts).then_some(mountinfo.as_str());
     let id_maps = user_ns_maps(spec, &ns)?;
 
     // 2. The state dir appears atomically, already locked and holding state.json.
@@ -204,6 +219,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             ns: &ns,
             fifo,
             commit,
+            host_mountinfo,
             chan: child_chan,
             console: opts.console.as_ref(),
             lock: &lock,

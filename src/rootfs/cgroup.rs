@@ -157,7 +157,22 @@ pub fn plan_v1(proc_cgroup: &str, mountinfo: &str) -> Vec<(String, V1Source)> {
     out
 }
 
-pub fn mount_cgroup(root: &Root, op: &MountOp) -> Result<()> {
+/// What the v1 hierarchies are planned from when the child has it without
+/// reading: its /proc/self/cgroup as read in its cgroups but before its new
+/// cgroup namespace, and the mountinfo the parent read before the clone (the
+/// child's mount namespace is a copy, so the cgroup mounts are the same).
+/// Seen from the host, each hierarchy is the directory the container is in
+/// there, and is bound; seen from inside a new cgroup namespace the host's
+/// mounts are rooted above it ("/../..") and a fresh mount of each is made
+/// instead. Both show the container the same thing: a cgroup v1 mount in a
+/// cgroup namespace reuses the host's superblock, rooted at the namespace's
+/// cgroup, which is that directory.
+pub struct HostView<'a> {
+    pub proc_cgroup: &'a str,
+    pub mountinfo: &'a str,
+}
+
+pub fn mount_cgroup(root: &Root, op: &MountOp, view: Option<&HostView>) -> Result<()> {
     let host_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
         .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false);
@@ -182,7 +197,7 @@ pub fn mount_cgroup(root: &Root, op: &MountOp) -> Result<()> {
             Err(e) => return Err(e).context("mount cgroup2"),
         }
     }
-    mount_v1(root, op, target)
+    mount_v1(root, op, target, view)
 }
 
 /// The container's own v2 cgroup (from /proc/self/cgroup) bound on the
@@ -214,7 +229,12 @@ fn bind_own_v2(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Resul
     Ok(())
 }
 
-fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<()> {
+fn mount_v1(
+    root: &Root,
+    op: &MountOp,
+    target: std::os::fd::OwnedFd,
+    view: Option<&HostView>,
+) -> Result<()> {
     let flags = op.opts.flags;
     // The tmpfs stays writable until the binds and symlinks are in.
     let tmpfs_flags = flags & !MsFlags::MS_RDONLY;
@@ -233,12 +253,17 @@ fn mount_v1(root: &Root, op: &MountOp, target: std::os::fd::OwnedFd) -> Result<(
             syscalls::flags_str(tmpfs_flags)
         )
     })?;
-    let proc_cgroup =
-        crate::sys::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let mountinfo =
-        crate::sys::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let plan = match view {
+        Some(v) => plan_v1(v.proc_cgroup, v.mountinfo),
+        None => {
+            let read = |path: &str| {
+                crate::sys::read_to_string(path).with_context(|| format!("read {path}"))
+            };
+            plan_v1(&read("/proc/self/cgroup")?, &read("/proc/self/mountinfo")?)
+        }
+    };
     let dir = root.open_in(&op.dest, OFlag::O_PATH | OFlag::O_DIRECTORY, Lookup::InRoot)?;
-    for (name, source) in plan_v1(&proc_cgroup, &mountinfo) {
+    for (name, source) in plan {
         let dest = op.dest.join(&name);
         // The tmpfs is new and ours: nothing in it can be a symlink, so its
         // directories are made and opened right there.

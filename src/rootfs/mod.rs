@@ -75,7 +75,13 @@ pub struct RootfsConfig<'a> {
     /// still to do: called once, before the first cgroup mount (whose view
     /// depends on both) or else after the last of the spec's mounts, and
     /// always before `/dev` is populated (device rules) and the hooks.
-    pub enter_cgroups: &'a dyn Fn() -> Result<()>,
+    /// Returns /proc/self/cgroup as read in between (in its cgroups, still
+    /// in the host's cgroup namespace) when `host_mountinfo` is given.
+    pub enter_cgroups: &'a dyn Fn() -> Result<Option<String>>,
+    /// The host's /proc/self/mountinfo as the parent read it before the
+    /// clone, when the child's mount namespace is a copy of the parent's
+    /// and a v1 cgroup mount will be planned from it.
+    pub host_mountinfo: Option<&'a str>,
     /// Runs after the root is built and before it is entered: the
     /// runtime-spec wants createRuntime/createContainer hooks exactly there.
     pub before_pivot: &'a dyn Fn() -> Result<()>,
@@ -163,8 +169,15 @@ pub fn setup(cfg: &RootfsConfig) -> Result<()> {
         .unwrap_or(plan.mounts.len());
     let (before, after) = plan.mounts.split_at(first_cgroup);
     mounts::apply_mounts(&root, before)?;
-    (cfg.enter_cgroups)()?;
-    mounts::apply_mounts(&root, after)?;
+    let proc_cgroup = (cfg.enter_cgroups)()?;
+    let view = proc_cgroup
+        .as_deref()
+        .zip(cfg.host_mountinfo)
+        .map(|(proc_cgroup, mountinfo)| cgroup::HostView {
+            proc_cgroup,
+            mountinfo,
+        });
+    mounts::apply_mounts_in(&root, after, view.as_ref())?;
     // Only the default and the spec's devices; a host /dev (bind, devtmpfs) is left alone.
     if plan.dev != dev::DevMount::Host {
         dev::populate_dev(&root, &plan.devices)?;

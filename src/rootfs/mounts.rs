@@ -204,13 +204,22 @@ fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<()> {
 
 /// Apply the planned mounts in order: a later mount may sit on an earlier one.
 pub fn apply_mounts(root: &Root, ops: &[MountOp]) -> Result<()> {
+    apply_mounts_in(root, ops, None)
+}
+
+/// [`apply_mounts`], planning a v1 cgroup mount from `view` when given.
+pub fn apply_mounts_in(
+    root: &Root,
+    ops: &[MountOp],
+    view: Option<&cgroup::HostView>,
+) -> Result<()> {
     for op in ops {
-        apply_mount(root, op).with_context(|| op.describe())?;
+        apply_mount(root, op, view).with_context(|| op.describe())?;
     }
     Ok(())
 }
 
-fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
+fn apply_mount(root: &Root, op: &MountOp, view: Option<&cgroup::HostView>) -> Result<()> {
     match &op.action {
         Action::Bind { source } => mount_bind(root, op, source),
         Action::Fs { fstype, source } => {
@@ -247,7 +256,7 @@ fn apply_mount(root: &Root, op: &MountOp) -> Result<()> {
             }
             finish_mount(root, op)
         }
-        Action::Cgroup => cgroup::mount_cgroup(root, op),
+        Action::Cgroup => cgroup::mount_cgroup(root, op, view),
     }
 }
 

@@ -202,7 +202,8 @@ fn setup_overlay_root_in_a_child_namespace() {
         mode: Mode::Overlay,
         layer_dir: Some(&layer),
         no_pivot: false,
-        enter_cgroups: &|| Ok(()),
+        enter_cgroups: &|| Ok(None),
+        host_mountinfo: None,
         before_pivot: &|| Ok(()),
     };
     assert_eq!(run_setup_in_child(&cfg), 0, "see the child's stderr above");
@@ -252,7 +253,8 @@ fn setup_readonly_bind_root_without_pivot() {
                 mode: Mode::Bind,
                 layer_dir: None,
                 no_pivot: true,
-                enter_cgroups: &|| Ok(()),
+                enter_cgroups: &|| Ok(None),
+                host_mountinfo: None,
                 before_pivot: &|| Ok(()),
             };
             // A cgroup namespace too: the v1 hierarchies are then mounted fresh.
