@@ -93,11 +93,16 @@ global_asm!(
 unsafe extern "C" fn pre_start(sp: *const usize) {
     // SAFETY: the kernel's initial stack is argc, then argc argv pointers
     // and a NULL, then the environment's pointers and a NULL.
-    let (argv, envp) = unsafe {
+    let (argc, argv, envp) = unsafe {
         let argc = *sp;
         let argv = sp.add(1) as *const *const u8;
-        (argv, argv.add(argc + 1))
+        (argc, argv, argv.add(argc + 1))
     };
+    // No subcommand at all (or an execve with an empty argv, whose
+    // argv[1] would be the environment's first string).
+    if argc < 2 {
+        return;
+    }
     // SAFETY: both are the kernel's NULL-terminated arrays of C strings.
     if !unsafe { command_wants_seal(argv) && overlay_allowed(envp) } {
         return;
