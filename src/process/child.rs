@@ -16,7 +16,7 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chdir, execve};
 
-use super::sync::{Channel, Msg};
+use super::sync::{Channel, Closed, Msg};
 use super::ExecError;
 use crate::hooks::{self, Kind};
 use crate::tty::{self, ConsoleTarget};
@@ -71,6 +71,12 @@ pub fn run(ctx: ChildContext) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    if err.downcast_ref::<Closed>().is_some() {
+        // The parent closed the channel: it failed and says why on its own
+        // (a second line from us would only repeat its failure as ours).
+        // SAFETY: as below.
+        unsafe { libc::_exit(1) }
+    }
     let (code, msg) = match err.downcast_ref::<ExecError>() {
         Some(e) => (e.code, e.msg.clone()),
         None => (1, format!("{err:#}")),

@@ -421,14 +421,14 @@ pub fn destroy(st: &State, dir: &Path) -> Result<()> {
     // is killed then.
     let alive = st.process_alive();
     let emptied = st.own_pid_ns && !alive;
-    if !(emptied && st.cgroup.remove_if_empty()?) {
+    if !(emptied && st.cgroup.remove_if_empty()) {
         // SIGKILL everything first: kill_all also thaws a frozen cgroup,
         // whose tasks (on v1) would otherwise never act on the signal.
         st.cgroup.kill_all(libc::SIGKILL)?;
         if alive {
             kill_and_wait(st.pid, st.pid_start_time)?;
         }
-        if !st.cgroup.remove_if_empty()? {
+        if !st.cgroup.remove_if_empty() {
             // Dying tasks not yet released, or one kill_all did not see.
             st.cgroup.kill_listed(nix::sys::signal::Signal::SIGKILL)?;
             st.cgroup.destroy()?;

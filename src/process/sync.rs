@@ -18,6 +18,20 @@ const MAX_MSG: usize = 256 * 1024;
 const MAX_FDS: usize = 16;
 
 /// Messages, in protocol order.
+/// The other end closed the channel. Read by the parent, the child died
+/// during setup; read by the child, the parent gave up, and reports why
+/// itself.
+#[derive(Debug)]
+pub struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the container process exited during setup")
+    }
+}
+
+impl std::error::Error for Closed {}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
     /// parent → child: you are in your cgroup(s) (or, joining late, the
@@ -182,7 +196,7 @@ impl Channel {
             }
         };
         if n == 0 {
-            bail!("the container process exited during setup");
+            return Err(Closed.into());
         }
         let msg = match buf[0] {
             b'G' => Msg::Go,

@@ -155,15 +155,9 @@ pub fn global_option(name: &[u8]) -> Global {
 /// `argv` is a NULL-terminated array of NUL-terminated strings.
 pub unsafe fn command_wants_seal(argv: *const *const u8) -> bool {
     let mut i = 1;
-    loop {
-        // SAFETY: i stays within the array: it stops at the NULL.
-        let arg = unsafe { read_volatile(argv.add(i)) };
-        if arg.is_null() {
-            return false;
-        }
+    // SAFETY: i stays within the array: the loop ends at its NULL.
+    while let Some(word) = unsafe { entry(argv, i) } {
         i += 1;
-        // SAFETY: arg is a NUL-terminated string.
-        let word = unsafe { c_bytes(arg) };
         if !starts_with(word, b"-") {
             return bytes_eq(word, b"create") || bytes_eq(word, b"run") || bytes_eq(word, b"exec");
         }
@@ -177,8 +171,8 @@ pub unsafe fn command_wants_seal(argv: *const *const u8) -> bool {
         };
         match global_option(name) {
             Global::Value if !inline => {
-                // SAFETY: as above; a NULL ends the loop next time round.
-                if unsafe { read_volatile(argv.add(i)) }.is_null() {
+                // SAFETY: as above; the value is the next entry.
+                if unsafe { entry(argv, i) }.is_none() {
                     return false;
                 }
                 i += 1;
@@ -187,6 +181,7 @@ pub unsafe fn command_wants_seal(argv: *const *const u8) -> bool {
             Global::Other => return false,
         }
     }
+    false
 }
 
 /// False when `BERTH_EXE_SEAL` is set to anything but `overlay`: `main`
@@ -196,19 +191,26 @@ pub unsafe fn command_wants_seal(argv: *const *const u8) -> bool {
 /// `envp` is a NULL-terminated array of NUL-terminated strings.
 unsafe fn overlay_allowed(envp: *const *const u8) -> bool {
     let mut i = 0;
-    loop {
-        // SAFETY: i stops at the NULL.
-        let var = unsafe { read_volatile(envp.add(i)) };
-        if var.is_null() {
-            return true;
-        }
+    // SAFETY: i stays within the array: the loop ends at its NULL.
+    while let Some(var) = unsafe { entry(envp, i) } {
         i += 1;
-        // SAFETY: var is a NUL-terminated string.
-        let var = unsafe { c_bytes(var) };
         if starts_with(var, b"BERTH_EXE_SEAL=") {
             return bytes_eq(var, b"BERTH_EXE_SEAL=overlay");
         }
     }
+    true
+}
+
+/// The `i`th string of a NULL-terminated array of C strings, or None at
+/// its NULL.
+///
+/// # Safety
+/// `array` is such an array and `i` is at most the index of its NULL.
+unsafe fn entry<'a>(array: *const *const u8, i: usize) -> Option<&'a [u8]> {
+    // SAFETY: i is within the array (the caller's promise).
+    let p = unsafe { read_volatile(array.add(i)) };
+    // SAFETY: a non-NULL entry is a NUL-terminated string.
+    (!p.is_null()).then(|| unsafe { c_bytes(p) })
 }
 
 /// Whether `/proc/self/exe` is one of the two sealed images: a sealed
