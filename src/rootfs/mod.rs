@@ -21,6 +21,9 @@ mod paths;
 mod pivot;
 mod syscalls;
 
+/// The sealed overlay of berth's own binary is mounted with these too.
+pub use syscalls::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
 use std::path::{Path, PathBuf};
 
 use crate::spec::types::Spec;

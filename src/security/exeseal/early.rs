@@ -50,9 +50,6 @@ const FSOPEN_CLOEXEC: usize = 1;
 const FSMOUNT_CLOEXEC: usize = 1;
 const FSCONFIG_SET_STRING: usize = 1;
 const FSCONFIG_CMD_CREATE: usize = 6;
-const MOUNT_ATTR_RDONLY: usize = 0x1;
-const MOUNT_ATTR_NOSUID: usize = 0x2;
-const MOUNT_ATTR_NODEV: usize = 0x4;
 
 /// A step that failed, and its errno (0 when no system call failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,7 +309,8 @@ pub unsafe fn exec_sealed_overlay(
     if let Err(e) = sys(libc::SYS_fsconfig, [ctx.0, FSCONFIG_CMD_CREATE, 0, 0, 0]) {
         return fail("create the sealed overlay", e);
     }
-    let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    use crate::rootfs::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+    let attrs = (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) as usize;
     let mnt = match sys(libc::SYS_fsmount, [ctx.0, FSMOUNT_CLOEXEC, attrs, 0, 0]) {
         Ok(fd) => Fd(fd),
         Err(e) => return fail("fsmount the sealed overlay", e),
