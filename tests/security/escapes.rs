@@ -183,7 +183,7 @@ fn berth_runs_from_a_read_only_overlay_or_a_sealed_memfd() {
 }
 
 /// The system calls, in order, of berth's own process (not its children)
-/// for `args`, as strace names them.
+/// for `args`: strace's lines, which start with the call's name.
 fn syscalls_of(env: &Env, args: &[&str]) -> Vec<String> {
     let log = env.tmp.path().join(format!("strace-{}", env.id("log")));
     let mut c = Command::new("strace");
@@ -197,8 +197,14 @@ fn syscalls_of(env: &Env, args: &[&str]) -> Vec<String> {
     );
     let text = std::fs::read_to_string(&log).expect("read the strace log");
     text.lines()
-        .filter_map(|l| l.split_once('(').map(|(name, _)| name.to_string()))
+        .filter(|l| l.contains('('))
+        .map(str::to_string)
         .collect()
+}
+
+/// The call's name of a line from [`syscalls_of`].
+fn call_name(line: &str) -> &str {
+    line.split_once('(').map_or(line, |(name, _)| name)
 }
 
 /// The overlay re-exec is done at the ELF entry, before glibc starts: the
@@ -223,34 +229,40 @@ fn the_sealed_reexec_happens_before_libc_starts() {
         &id,
         "true",
     ];
-    let calls = syscalls_of(&env, &args);
-    assert_eq!(
-        calls.first().map(String::as_str),
-        Some("execve"),
-        "{calls:?}"
-    );
+    let lines = syscalls_of(&env, &args);
+    let calls: Vec<&str> = lines.iter().map(|l| call_name(l)).collect();
+    assert_eq!(calls.first().copied(), Some("execve"), "{calls:?}");
     let reexec = calls
         .iter()
-        .position(|c| c == "execveat")
+        .position(|c| *c == "execveat")
         .unwrap_or_else(|| panic!("run never re-executed: {calls:?}"));
     let overlay = [
         "statfs", "readlink", "fsopen", "fsconfig", "fsmount", "close", "statx",
     ];
     for call in &calls[1..reexec] {
         assert!(
-            overlay.contains(&call.as_str()),
+            overlay.contains(call),
             "{call} before the sealed re-exec: {:?}",
             &calls[..=reexec]
         );
     }
     assert_eq!(
-        calls.iter().filter(|c| *c == "execveat").count(),
+        calls.iter().filter(|c| **c == "execveat").count(),
         1,
         "{calls:?}"
     );
+    // The sealed image asks once whether it runs sealed (berth_entry
+    // tells main what it found).
+    let looks = lines[reexec..]
+        .iter()
+        .filter(|l| l.starts_with("statfs(\"/proc/self/exe\""))
+        .count();
+    assert_eq!(looks, 1, "{:#?}", &lines[reexec..]);
     let list = syscalls_of(&env, &["list"]);
     assert!(
-        !list.iter().any(|c| c == "execveat" || c == "fsopen"),
+        !list
+            .iter()
+            .any(|l| matches!(call_name(l), "execveat" | "fsopen")),
         "list re-executed: {list:?}"
     );
 }

@@ -25,6 +25,7 @@
 use core::arch::{asm, global_asm};
 use core::mem::MaybeUninit;
 use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use std::ffi::CStr;
 
@@ -83,6 +84,17 @@ global_asm!(
     pre_start = sym pre_start,
 );
 
+/// Set by `pre_start` when it found this process already running sealed
+/// (the re-executed image), so that `main` does not ask again. A plain
+/// store into .bss, which needs no relocation.
+static FOUND_SEALED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `berth_entry` found this process running from a sealed image.
+/// False means only that it did not look (or that it is not sealed).
+pub fn found_sealed() -> bool {
+    FOUND_SEALED.load(Ordering::Relaxed)
+}
+
 /// Called from `berth_entry` with the initial stack pointer.
 ///
 /// # Safety
@@ -104,8 +116,10 @@ unsafe extern "C" fn pre_start(sp: *const usize) {
     if !unsafe { command_wants_seal(argv) && overlay_allowed(envp) } {
         return;
     }
-    if running_sealed(false) != Ok(false) {
-        return;
+    match running_sealed(false) {
+        Ok(false) => {}
+        Ok(true) => return FOUND_SEALED.store(true, Ordering::Relaxed),
+        Err(_) => return,
     }
     // SAFETY: as above; on success this does not return.
     let _ = unsafe { exec_sealed_overlay(argv.cast(), envp.cast()) };

@@ -57,7 +57,9 @@ pub fn ensure_sealed() -> Result<()> {
             v.to_string_lossy()
         ),
     };
-    if early::running_sealed(copy_only)? {
+    // berth_entry has looked already unless the environment asks for the
+    // copy (then only a sealed memfd will do).
+    if early::found_sealed() || early::running_sealed(copy_only)? {
         // An fd exec names the process after the fd or the file: give ps,
         // pkill and the OCI hooks' view back the name it was started by.
         set_name_from_argv0();
