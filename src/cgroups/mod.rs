@@ -646,10 +646,6 @@ impl Cgroup {
         }
     }
 
-    /// Remove the container's own cgroup directories (sub-cgroups first);
-    /// absent is fine. Parents stay, as runc and podman leave theirs: the
-    /// shared `…/berth` is made once and reused, instead of a mkdir and a
-    /// rmdir in every hierarchy on every run (about 0.8 ms on a hybrid host).
     /// Remove every directory that is empty, one rmdir each: true when all
     /// are gone, false when one is left (a task or a sub-cgroup inside, or
     /// any error: [`Cgroup::destroy`] then tries every one and says why).
@@ -661,6 +657,10 @@ impl Cgroup {
         all
     }
 
+    /// Remove the container's own cgroup directories (sub-cgroups first);
+    /// absent is fine. Parents stay, as runc and podman leave theirs: the
+    /// shared `…/berth` is made once and reused, instead of a mkdir and a
+    /// rmdir in every hierarchy on every run (about 0.8 ms on a hybrid host).
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for node in self.nodes() {

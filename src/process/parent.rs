@@ -420,8 +420,8 @@ pub fn destroy(st: &State, dir: &Path) -> Result<()> {
     // found in the cgroup (moved in from outside) makes an rmdir fail, and
     // is killed then.
     let alive = st.process_alive();
-    let emptied = st.own_pid_ns && !alive;
-    if !(emptied && st.cgroup.remove_if_empty()) {
+    let removed = st.own_pid_ns && !alive && st.cgroup.remove_if_empty();
+    if !removed {
         // SIGKILL everything first: kill_all also thaws a frozen cgroup,
         // whose tasks (on v1) would otherwise never act on the signal.
         st.cgroup.kill_all(libc::SIGKILL)?;
@@ -430,7 +430,10 @@ pub fn destroy(st: &State, dir: &Path) -> Result<()> {
         }
         if !st.cgroup.remove_if_empty() {
             // Dying tasks not yet released, or one kill_all did not see.
-            st.cgroup.kill_listed(nix::sys::signal::Signal::SIGKILL)?;
+            // Should the kill fail, the removal below names what is left.
+            if let Err(e) = st.cgroup.kill_listed(nix::sys::signal::Signal::SIGKILL) {
+                logging::debug(&format!("kill what is left in the cgroup: {e:#}"));
+            }
             st.cgroup.destroy()?;
         }
     }

@@ -17,7 +17,6 @@ const MAX_MSG: usize = 256 * 1024;
 /// Most fds one message carries: `Cgroups` has one per v1 hierarchy.
 const MAX_FDS: usize = 16;
 
-/// Messages, in protocol order.
 /// The other end closed the channel. Read by the parent, the child died
 /// during setup; read by the child, the parent gave up, and reports why
 /// itself.
@@ -32,6 +31,7 @@ impl std::fmt::Display for Closed {
 
 impl std::error::Error for Closed {}
 
+/// Messages, in protocol order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
     /// parent → child: you are in your cgroup(s) (or, joining late, the
@@ -43,11 +43,13 @@ pub enum Msg {
     Cgroups,
     /// child → parent: root built, everything checked, waiting for start.
     Ready,
-    /// parent → child: state.json is written; stop depending on me.
+    /// parent → child: state.json is written; stop depending on me. Not
+    /// sent to a foreground run's child (no exec fifo), which execs at
+    /// `Ready`, unless a pid file must be written first.
     Commit,
     /// child → parent: parent-death signal cleared, you may exit. Only
     /// when the parent exits after commit (there is an exec fifo): a
-    /// foreground run started at commit stays and is not sent one.
+    /// foreground run stays and is not sent one.
     Ack,
     /// parent → child: the OCI state (JSON) that hooks run by the child read
     /// on stdin. Sent right after `Go` when the spec has such hooks.
