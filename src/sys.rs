@@ -2,6 +2,7 @@
 //! cover (clone3 without a new stack, pidfd, close_range, prctl bits).
 //! Every `unsafe` block in process code that is not a mount lives here.
 
+use std::arch::asm;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -336,6 +337,40 @@ pub fn loopback_up() -> Result<()> {
         return Err(io::Error::last_os_error()).context("bring lo up");
     }
     Ok(())
+}
+
+/// A system call with up to five arguments: its result, or the errno. It
+/// touches no libc state (errno lives in thread-local storage), so it also
+/// serves code that runs before libc is set up (`exeseal::early`) and on a
+/// stack shared with no thread of libc's (`namespaces::NetPrefetch`).
+///
+/// # Safety
+/// Every argument the call reads or writes through is a pointer to memory
+/// the caller owns, sized as the call expects.
+#[inline(always)]
+pub unsafe fn raw_syscall(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
+    let ret: isize;
+    // SAFETY: the `syscall` instruction with the kernel's x86_64 calling
+    // convention (it clobbers rcx and r11); the pointers are the caller's.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        Err(-ret as i32)
+    } else {
+        Ok(ret as usize)
+    }
 }
 
 /// setns through a pidfd: join several namespaces of that process at once.

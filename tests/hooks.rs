@@ -29,7 +29,9 @@ fn hooks_dir(env: &Env) -> PathBuf {
         &script,
         "#!/bin/sh\n\
          state=$(cat)\n\
-         echo \"$1|$(readlink /proc/self/ns/mnt)|$(readlink /proc/self/ns/pid)|$FROM_HOOK|$state\" >> \"$2\"\n",
+         pid=$(echo \"$state\" | sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p')\n\
+         net=$(readlink /proc/$pid/ns/net 2>/dev/null)\n\
+         echo \"$1|$(readlink /proc/self/ns/mnt)|$(readlink /proc/self/ns/pid)|$FROM_HOOK|$net|$state\" >> \"$2\"\n",
     )
     .expect("write hook");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -64,6 +66,8 @@ struct Record {
     mnt: String,
     pid_ns: String,
     env: String,
+    /// The network namespace of the state's pid, as the hook saw it.
+    pid_net: String,
     state: Value,
 }
 
@@ -71,14 +75,15 @@ fn records(dir: &Path) -> Vec<Record> {
     let text = std::fs::read_to_string(dir.join("out")).unwrap_or_default();
     text.lines()
         .map(|l| {
-            let f: Vec<&str> = l.splitn(5, '|').collect();
-            assert_eq!(f.len(), 5, "record line {l:?}");
+            let f: Vec<&str> = l.splitn(6, '|').collect();
+            assert_eq!(f.len(), 6, "record line {l:?}");
             Record {
                 kind: f[0].into(),
                 mnt: f[1].into(),
                 pid_ns: f[2].into(),
                 env: f[3].into(),
-                state: serde_json::from_str(f[4])
+                pid_net: f[4].into(),
+                state: serde_json::from_str(f[5])
                     .unwrap_or_else(|e| panic!("state JSON in {l:?}: {e}")),
             }
         })
@@ -97,6 +102,7 @@ fn every_kind_runs_in_order_in_its_namespace_with_the_state() {
     let id = env.id("hooks");
     env.create(&id, &["sleep", "60"]);
     let pid = env.pid(&id);
+    let container_net = ns_of(pid, "net");
     let after_create: Vec<String> = records(&dir).into_iter().map(|r| r.kind).collect();
     assert_eq!(
         after_create,
@@ -133,6 +139,17 @@ fn every_kind_runs_in_order_in_its_namespace_with_the_state() {
         };
         assert_eq!(r.state["status"], status, "{}: {}", r.kind, r.state);
         assert_eq!(r.state["pid"], want_pid, "{}: {}", r.kind, r.state);
+        // From the first hook on, the process is in its own new network
+        // namespace (made beside the clone and joined first thing): a
+        // runtime-namespace hook that sets up its network must never find
+        // the host's there.
+        if want_pid != 0 && !matches!(r.kind.as_str(), "createContainer" | "startContainer") {
+            assert_eq!(
+                r.pid_net, container_net,
+                "{}: the network namespace of pid {pid}",
+                r.kind
+            );
+        }
         let in_container = matches!(r.kind.as_str(), "createContainer" | "startContainer");
         if in_container {
             // The container's namespaces (recorded while it lived).

@@ -186,6 +186,55 @@ fn namespaces_are_new_and_hostname_is_the_configs() {
     assert_eq!(pids[0], "1", "{text}");
 }
 
+/// The new network namespace, the costliest part of the clone, is made by a
+/// helper while the parent prepares the rest: the clone itself carries no
+/// CLONE_NEWNET, and the container process joins the helper's namespace
+/// before anything else.
+#[test]
+fn the_network_namespace_is_made_beside_the_clone() {
+    let env = Env::new();
+    let id = env.id("netpf");
+    let log = env.tmp.path().join("strace-net");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let mut c = std::process::Command::new("strace");
+    c.args(["-f", "-qq", "-e", "trace=clone,clone3,unshare,setns", "-o"])
+        .arg(&log)
+        .arg(common::BERTH)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--layer-root")
+        .arg(&env.layer_root)
+        .args(["run", "-b", &bundle, &id, "true"]);
+    let out = env.output_of(c.stdin(std::process::Stdio::null()));
+    assert!(out.status.success(), "strace berth run: {}", stderr(&out));
+    let text = std::fs::read_to_string(&log).expect("read the strace log");
+    let lines: Vec<&str> = text.lines().collect();
+    let pid_of = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
+    let made: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("unshare(CLONE_NEWNET") && !l.contains("= -1"))
+        .collect();
+    assert_eq!(made.len(), 1, "one helper makes the namespace:\n{text}");
+    let clone = lines
+        .iter()
+        .find(|l| l.contains("clone3(") && l.contains("CLONE_NEWPID"))
+        .unwrap_or_else(|| panic!("no container clone3:\n{text}"));
+    assert!(
+        !clone.contains("CLONE_NEWNET"),
+        "the clone makes the namespace itself: {clone}"
+    );
+    let child = clone.rsplit("= ").next().unwrap_or("").trim().to_string();
+    assert_ne!(pid_of(made[0]), child, "the helper is not the container");
+    let first = lines
+        .iter()
+        .find(|l| pid_of(l) == child)
+        .unwrap_or_else(|| panic!("nothing traced of the container {child}:\n{text}"));
+    assert!(
+        first.contains("setns(") && first.contains("CLONE_NEWNET)") && first.ends_with("= 0"),
+        "the container's first traced call joins the namespace: {first}"
+    );
+}
+
 #[test]
 fn mountinfo_inside_shows_a_volatile_overlay_root_and_host_gains_nothing() {
     let env = Env::new();

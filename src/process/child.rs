@@ -32,6 +32,9 @@ pub struct ChildContext<'a> {
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub ns: &'a namespaces::Plan,
+    /// The new network namespace the parent made on the side
+    /// (`namespaces::NetPrefetch`): the clone made none, we join this one.
+    pub net_ns: Option<OwnedFd>,
     /// The exec fifo, opened O_RDWR by the parent: reading blocks until
     /// `start`. None when the parent starts us at `Ready` (a foreground
     /// `run`): we exec right after sending it.
@@ -66,8 +69,12 @@ pub fn needs_hook_state(hooks: Option<&Hooks>) -> bool {
 }
 
 /// Run the child and never return.
-pub fn run(ctx: ChildContext) -> ! {
-    let err = match init(&ctx) {
+pub fn run(mut ctx: ChildContext) -> ! {
+    // Into the new network namespace before anything else: from our first
+    // message on (hooks read /proc/<pid>/ns/net), it is ours. Its fd is
+    // closed once joined: a created container holds no host fd.
+    let joined = namespaces::enter_prefetched_net(ctx.net_ns.take());
+    let err = match joined.and_then(|()| init(&ctx)) {
         Ok(never) => match never {},
         Err(e) => e,
     };

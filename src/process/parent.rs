@@ -77,6 +77,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         .as_ref()
         .context("config.json: root is missing")?;
     let rootfs = opts.bundle.join(root_path.path());
+    let ns = namespaces::plan(spec);
+    // Made while we prepare the rest, off the clone's critical path.
+    let net_prefetch = namespaces::NetPrefetch::start(&ns, opts.rootless);
     let mode = rootfs::choose_mode(spec, &rootfs)?;
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
@@ -106,7 +109,6 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         cgroup.set_rootless();
     }
     cgroup.check(resources)?;
-    let ns = namespaces::plan(spec);
     let joins_mounts = ns
         .child_joins
         .iter()
@@ -197,12 +199,17 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
+    let net_ns = net_prefetch.and_then(namespaces::NetPrefetch::take);
+    let clone_flags = match net_ns {
+        Some(_) => ns.clone_flags & !(libc::CLONE_NEWNET as u64),
+        None => ns.clone_flags,
+    };
     let cloned = match &ns.join_user {
-        Some(path) => namespaces::clone_in_user_ns(path, ns.clone_flags)?,
+        Some(path) => namespaces::clone_in_user_ns(path, clone_flags)?,
         None if !ns.pre_user_joins.is_empty() => {
-            namespaces::clone_entered(|| namespaces::join(&ns.pre_user_joins), ns.clone_flags)?
+            namespaces::clone_entered(|| namespaces::join(&ns.pre_user_joins), clone_flags)?
         }
-        None => sys::clone_child(ns.clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))?,
+        None => sys::clone_child(clone_flags, cgroup_fd.as_ref().map(|f| f.as_fd()))?,
     };
     let Some(pid) = cloned else {
         drop(parent_chan);
@@ -217,6 +224,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
             ns: &ns,
+            net_ns,
             fifo,
             commit,
             host_mountinfo,
@@ -229,6 +237,8 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
         });
     };
     cleanup.child = Some(pid);
+    // The child holds its namespace now.
+    drop(net_ns);
     drop(child_chan);
     drop(fifo);
     // Only the child may hold the listener connection: it closes at execve.

@@ -22,12 +22,14 @@
 //! comparisons and zeroed arrays: byte loops here are volatile so that they
 //! stay loops). System calls are made directly, returning `-errno`.
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::mem::MaybeUninit;
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use std::ffi::CStr;
+
+use crate::sys::raw_syscall;
 
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -443,31 +445,12 @@ fn size_and_mtime(dir: usize, path: *const u8, flags: i32) -> Result<(u64, i64, 
     Ok((st.stx_size, st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec))
 }
 
-/// A system call with up to five arguments: its result, or the errno.
+/// A system call of this module's: its result, or the errno.
+#[inline(always)]
 fn sys(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
-    let ret: isize;
-    // SAFETY: the `syscall` instruction with the kernel's x86_64 calling
-    // convention (it clobbers rcx and r11). Every caller passes pointers to
-    // memory it owns, sized as the call expects.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a[0],
-            in("rsi") a[1],
-            in("rdx") a[2],
-            in("r10") a[3],
-            in("r8") a[4],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    if (-4095..0).contains(&ret) {
-        Err(-ret as i32)
-    } else {
-        Ok(ret as usize)
-    }
+    // SAFETY: every caller here passes pointers to memory it owns, sized as
+    // the call expects.
+    unsafe { raw_syscall(nr, a) }
 }
 
 /// The bytes of a C string, without its NUL.
