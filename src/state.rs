@@ -414,16 +414,27 @@ pub struct OciState<'a> {
 /// Start time of a process in clock ticks since boot (field 22 of
 /// `/proc/<pid>/stat`), or None if it does not exist or is a zombie.
 pub fn process_start_time(pid: i32) -> Option<u64> {
+    stat_start_time(pid)
+        .filter(|&(state, _)| state != b'Z' && state != b'X')
+        .map(|(_, t)| t)
+}
+
+/// The start time of our own child, not yet waited for: a zombie still is
+/// the process we made (a `run` of a short command may be one before we
+/// look), and no one else can reap it.
+pub fn child_start_time(pid: i32) -> Option<u64> {
+    stat_start_time(pid).map(|(_, t)| t)
+}
+
+/// The state letter and start time of `/proc/<pid>/stat`.
+fn stat_start_time(pid: i32) -> Option<(u8, u64)> {
     let stat = crate::sys::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and ')': parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
+    let state = *fields.next()?.as_bytes().first()?;
     // After ')' the fields start at field 3 (state); start time is field 22.
-    fields.nth(22 - 4)?.parse().ok()
+    Some((state, fields.nth(22 - 4)?.parse().ok()?))
 }
 
 pub fn same_process(pid: i32, start_time: u64) -> bool {

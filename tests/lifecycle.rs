@@ -235,6 +235,30 @@ fn the_network_namespace_is_made_beside_the_clone() {
     );
 }
 
+/// A short command may be done before the runtime, slowed down (a loaded
+/// machine), reads its process's start time: a zombie child is still the
+/// container process, and `run` reports its exit code. strace (the parent
+/// only, no -f) holds the parent back 0.3 s after each message it sends,
+/// while the container process sets up, runs and exits.
+#[test]
+fn run_of_a_command_done_before_the_runtime_looks_reports_its_code() {
+    let env = Env::new();
+    let id = env.id("quick");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let mut c = std::process::Command::new("strace");
+    c.args(["-qq", "-o", "/dev/null", "-e", "trace=sendmsg"])
+        .args(["-e", "inject=sendmsg:delay_exit=300000"])
+        .arg(common::BERTH)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--layer-root")
+        .arg(&env.layer_root)
+        .args(["run", "-b", &bundle, &id, "sh", "-c", "exit 7"]);
+    let out = env.output_of(c.stdin(std::process::Stdio::null()));
+    assert_eq!(out.status.code(), Some(7), "berth run: {}", stderr(&out));
+    assert_eq!(stderr(&out), "", "berth run says nothing of its own");
+}
+
 #[test]
 fn mountinfo_inside_shows_a_volatile_overlay_root_and_host_gains_nothing() {
     let env = Env::new();

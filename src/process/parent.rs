@@ -280,7 +280,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     // builds its root: all it needs (pid, the pid's start time) is known
     // since the clone. Placed only once the child is ready.
     st.pid_start_time =
-        state::process_start_time(st.pid).context("the container process exited during setup")?;
+        state::child_start_time(st.pid).context("read the start time of the container process")?;
     st.status = if opts.start {
         Status::Running
     } else {
