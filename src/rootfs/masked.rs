@@ -2,8 +2,11 @@
 //! interfaces (`/proc/kcore`, `/proc/sys`, ...) inside the container. A
 //! masked file gets the container's `/dev/null` bound over it, and only after
 //! checking through the open fd that it really is the 1:3 character device; a
-//! masked directory gets an empty read-only tmpfs. Missing paths are skipped,
-//! as the spec says. This module must never mount a file it has not verified.
+//! masked directory gets an empty read-only tmpfs, one for all of them (the
+//! first is bound over the rest: every superblock a container holds costs
+//! its delete a walk in the kernel's memory-cgroup teardown). Missing paths
+//! are skipped, as the spec says. This module must never mount a file it has
+//! not verified.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -59,6 +62,8 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
     }
     let null = open_dev_null(root)?;
     let null_path = fd_path(null.as_fd());
+    // The root of the first masked directory's tmpfs, once mounted.
+    let mut empty: Option<OwnedFd> = None;
     for p in paths {
         let path = Path::new(p);
         let Some(fd) =
@@ -70,7 +75,17 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
             .map_err(SysError)
             .with_context(|| format!("stat masked path {p}"))?;
         let target = fd_path(fd.as_fd());
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        if let (libc::S_IFDIR, Some(empty)) = (st.st_mode & libc::S_IFMT, &empty) {
+            // Its mount flags (ro, nosuid, nodev, noexec) come with it.
+            syscalls::mount(
+                Some(&fd_path(empty.as_fd())),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .with_context(|| format!("bind the empty tmpfs on {p} (flags bind)"))?;
+        } else if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             let flags =
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             let data = crate::security::selinux::mount_data("", label);
@@ -89,12 +104,30 @@ pub fn mask_paths(root: &Root, paths: &[String], label: Option<&str>) -> Result<
                     syscalls::flags_str(flags)
                 )
             })?;
+            empty =
+                Some(mounted_tmpfs(root, path).with_context(|| format!("open the tmpfs on {p}"))?);
         } else {
             syscalls::mount(Some(&null_path), &target, None, MsFlags::MS_BIND, None)
                 .with_context(|| format!("bind mount /dev/null on {p} (flags bind)"))?;
         }
     }
     Ok(())
+}
+
+/// The root of the read-only tmpfs just mounted on `path`: opened by its
+/// path, which crosses into the new mount (the fd the mount went onto
+/// still names the directory below it), and checked to be that tmpfs.
+fn mounted_tmpfs(root: &Root, path: &Path) -> Result<OwnedFd> {
+    let fd = root
+        .open_in(path, OFlag::O_PATH, Lookup::InRoot)
+        .map_err(anyhow::Error::new)?;
+    let fs = nix::sys::statfs::fstatfs(&fd).map_err(SysError)?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC
+        || !fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    {
+        bail!("it is not the read-only tmpfs just mounted");
+    }
+    Ok(fd)
 }
 
 pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<()> {

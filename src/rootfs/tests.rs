@@ -25,7 +25,7 @@ fn runc_spec(extra_root: &str, extra_linux: &str) -> Spec {
           {{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}},
           {{"destination":"/data","source":"data","options":["rbind","ro","rprivate","nosuid"]}}
         ],
-        "linux":{{"maskedPaths":["/proc/kcore","/proc/acpi","/proc/timer_list","/secret","/nonexistent"],
+        "linux":{{"maskedPaths":["/proc/kcore","/proc/acpi","/proc/timer_list","/secret","/private","/nonexistent"],
                   "readonlyPaths":["/proc/sys","/proc/sysrq-trigger","/nonexistent"]{extra_linux}}}}}"#
     );
     serde_json::from_str(&json).unwrap()
@@ -38,7 +38,7 @@ fn plan_of_runc_spec() {
     assert_eq!(p.mounts.len(), 8);
     assert_eq!(p.dev, dev::DevMount::Tmpfs);
     assert_eq!(p.devices.len(), 6);
-    assert_eq!(p.masked.len(), 5);
+    assert_eq!(p.masked.len(), 6);
     assert!(!p.readonly_root);
     assert_eq!(p.root_propagation, None);
 }
@@ -100,11 +100,27 @@ fn check_inside(bundle: &Path) -> std::result::Result<(), String> {
             return Err(format!("{file} is not masked"));
         }
     }
-    if std::fs::read_dir("/proc/acpi")
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(true)
-    {
-        return Err("/proc/acpi is not an empty dir".into());
+    // Masked directories: empty and read-only, all one tmpfs (the first
+    // one's, bound over the rest), never the directory below it.
+    for dir in ["/proc/acpi", "/private"] {
+        if std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+        {
+            return Err(format!("{dir} is not an empty dir"));
+        }
+        match std::fs::write(Path::new(dir).join("x"), "x") {
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+            other => return Err(format!("masked {dir} writable: {other:?}")),
+        }
+    }
+    let dev = |p: &str| {
+        std::fs::metadata(p)
+            .map(|m| m.dev())
+            .map_err(|e| format!("{p}: {e}"))
+    };
+    if dev("/proc/acpi")? != dev("/private")? {
+        return Err("the masked directories are not one tmpfs".into());
     }
     if std::fs::read("/data/hello").map_err(|e| format!("/data/hello: {e}"))? != b"hi" {
         return Err("/data not bound".into());
@@ -171,6 +187,8 @@ fn make_bundle(dir: &Path) {
     }
     std::fs::write(rootfs.join("bin/tool"), "tool").unwrap();
     std::fs::write(rootfs.join("secret"), "password").unwrap();
+    std::fs::create_dir_all(rootfs.join("private")).unwrap();
+    std::fs::write(rootfs.join("private/key"), "key").unwrap();
     std::fs::create_dir_all(dir.join("bundle/data")).unwrap();
     std::fs::write(dir.join("bundle/data/hello"), "hi").unwrap();
 }
