@@ -381,22 +381,40 @@ pub fn clone_entered(enter: impl FnOnce() -> Result<()>, flags: u64) -> Result<O
 /// namespace, open it (the fd lands in our table), leave. Owned by the
 /// init user namespace, as the clone's would be; so only for a container
 /// without a user namespace, made by root.
+///
+/// On a machine whose CPUs are all busy, the helper may not have run at
+/// all by the time the clone is due, and waiting for it to be scheduled
+/// costs more than it saves: the parent then cancels it (it leaves without
+/// doing anything) and the clone makes the namespace, as it used to.
 pub struct NetPrefetch {
     pid: libc::pid_t,
-    /// The helper's answer: the namespace fd, or -errno; `PENDING` until then.
+    /// `PENDING` (not started), `RUNNING`, `CANCELLED`, or the helper's
+    /// answer: the namespace fd, or -errno.
     answer: Box<AtomicI32>,
     /// Its stack: freed only once the helper is reaped.
     _stack: Vec<u8>,
     reaped: bool,
+    /// Our CPUs, when the helper was moved off ours (`move_off_this_cpu`).
+    cpus: Option<libc::cpu_set_t>,
 }
 
 const PENDING: i32 = i32::MIN;
+const RUNNING: i32 = i32::MIN + 1;
+const CANCELLED: i32 = i32::MIN + 2;
 const HELPER_STACK: usize = 16 * 1024;
 
 /// The helper's whole life.
 extern "C" fn make_net_ns(answer: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `answer` is the NetPrefetch's AtomicI32, kept alive until the
     // helper is reaped; the path is a NUL-terminated static.
+    let answer = unsafe { &*(answer as *const AtomicI32) };
+    if answer
+        .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return 0; // cancelled
+    }
+    // SAFETY: raw system calls on a static path; the fd is the parent's.
     let result = unsafe {
         crate::sys::raw_syscall(libc::SYS_unshare, [libc::CLONE_NEWNET as usize, 0, 0, 0, 0])
             .and_then(|_| {
@@ -412,9 +430,7 @@ extern "C" fn make_net_ns(answer: *mut libc::c_void) -> libc::c_int {
                 )
             })
     };
-    let answer = answer as *const AtomicI32;
-    // SAFETY: as above.
-    unsafe { &*answer }.store(
+    answer.store(
         match result {
             Ok(fd) => fd as i32,
             Err(errno) => -errno,
@@ -461,32 +477,48 @@ impl NetPrefetch {
             )
         };
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        if pid > 0 {
-            move_off_this_cpu(pid);
-        }
         (pid > 0).then(|| NetPrefetch {
             pid,
             answer,
             _stack: stack,
             reaped: false,
+            cpus: move_off_this_cpu(pid),
         })
     }
 
     /// Wait for the helper; its answer.
     fn reap(&mut self) -> i32 {
+        if let Some(cpus) = self.cpus.take() {
+            if self.answer.load(Ordering::Acquire) == RUNNING {
+                // Not done yet (the other CPUs are busy): allowed back on
+                // ours, it runs there as soon as we block for it.
+                // SAFETY: sets the affinity of our own helper from a set we own.
+                unsafe { libc::sched_setaffinity(self.pid, std::mem::size_of_val(&cpus), &cpus) };
+            }
+        }
         while !self.reaped {
             // SAFETY: waits for our own clone; no status is read.
             let r = unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::__WCLONE) };
             self.reaped = r == self.pid || nix::errno::Errno::last() != nix::errno::Errno::EINTR;
         }
-        self.answer.load(Ordering::Acquire)
+        self.answer.swap(CANCELLED, Ordering::AcqRel)
     }
 
-    /// The namespace, or None when the helper failed (the clone then makes
-    /// it, and reports why if it fails too).
-    pub fn take(mut self) -> Option<OwnedFd> {
+    /// Cancel the helper if it has not started; whether it had not.
+    fn cancel(&self) -> bool {
+        self.answer
+            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The namespace, or None when the helper failed or had not started
+    /// (the clone then makes it, and reports why if it fails). The helper
+    /// is done with, but for its reaping (on drop).
+    pub fn take(&mut self) -> Option<OwnedFd> {
+        if self.cancel() {
+            return None;
+        }
         let fd = self.reap();
-        self.answer.store(PENDING, Ordering::Relaxed);
         // SAFETY: the helper opened this fd in our shared table for us; no
         // one else owns it.
         (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
@@ -495,6 +527,30 @@ impl NetPrefetch {
 
 impl Drop for NetPrefetch {
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        if self.cancel() || self.answer.load(Ordering::Acquire) == CANCELLED {
+            // It leaves without a system call of its own, maybe not yet:
+            // reaped if it is gone, else its stack and answer stay (16 KiB
+            // once) rather than be freed under it.
+            // SAFETY: a non-blocking wait for our own clone.
+            let r = unsafe {
+                libc::waitpid(
+                    self.pid,
+                    std::ptr::null_mut(),
+                    libc::__WCLONE | libc::WNOHANG,
+                )
+            };
+            if r != self.pid {
+                std::mem::forget(std::mem::take(&mut self._stack));
+                std::mem::forget(std::mem::replace(
+                    &mut self.answer,
+                    Box::new(AtomicI32::new(0)),
+                ));
+            }
+            return;
+        }
         let fd = self.reap();
         if fd >= 0 {
             // SAFETY: as in `take`; unused, it is closed here.
@@ -507,20 +563,21 @@ impl Drop for NetPrefetch {
 /// only at its next balancing tick (~0.6 ms here): by then the parent has
 /// blocked waiting for it. Allowed on every other CPU of ours, the helper
 /// runs beside us at once. Best effort: on one CPU it stays where it is.
-fn move_off_this_cpu(pid: libc::pid_t) {
+/// Our CPUs, when it was moved.
+fn move_off_this_cpu(pid: libc::pid_t) -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain old data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut ours: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: both calls read or fill the set we own, of the size given.
+    // SAFETY: both calls read or fill a set we own, of the size given.
     unsafe {
         let here = libc::sched_getcpu();
-        if here < 0 || libc::sched_getaffinity(0, size, &mut set) != 0 {
-            return;
+        if here < 0 || libc::sched_getaffinity(0, size, &mut ours) != 0 {
+            return None;
         }
-        libc::CPU_CLR(here as usize, &mut set);
-        if libc::CPU_COUNT(&set) > 0 {
-            libc::sched_setaffinity(pid, size, &set);
-        }
+        let mut others = ours;
+        libc::CPU_CLR(here as usize, &mut others);
+        (libc::CPU_COUNT(&others) > 0 && libc::sched_setaffinity(pid, size, &others) == 0)
+            .then_some(ours)
     }
 }
 
@@ -542,6 +599,79 @@ mod tests {
             r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"linux":{{"namespaces":{ns}}}}}"#
         );
         serde_json::from_str(&json).expect("spec")
+    }
+
+    fn net_plan() -> Plan {
+        plan(&spec_with(r#"[{"type":"network"},{"type":"mount"}]"#))
+    }
+
+    fn ns_inode(fd: &OwnedFd) -> u64 {
+        nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
+            .expect("fstat")
+            .st_ino
+    }
+
+    /// The helper's namespace is a new one, not ours, and comes as an fd.
+    #[test]
+    fn prefetched_network_namespace_is_a_new_one() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ours = File::open("/proc/self/ns/net").expect("our netns");
+        let mut pf = NetPrefetch::start(&net_plan(), false).expect("helper started");
+        // Waiting as the clone would when it is not done.
+        while pf.answer.load(Ordering::Acquire) == PENDING {
+            std::thread::yield_now();
+        }
+        let fd = pf.take().expect("a namespace");
+        assert_ne!(ns_inode(&fd), ns_inode(&ours.into()));
+        assert!(pf.reaped);
+        assert!(NetPrefetch::start(&plan(&spec_with("[]")), false).is_none());
+        assert!(NetPrefetch::start(&net_plan(), true).is_none(), "rootless");
+    }
+
+    /// A helper that has not run by the time the clone is due is cancelled:
+    /// `take` answers None at once (the clone makes the namespace), and the
+    /// helper, once it runs, leaves without touching anything. Stopped
+    /// right after its clone on our only CPU, it has not run yet (retried
+    /// when it had).
+    #[test]
+    fn a_prefetch_not_started_is_cancelled_and_does_nothing() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // SAFETY: cpu sets of this thread, filled by the kernel or by us.
+        unsafe {
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut one);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one),
+                0
+            );
+        }
+        for _ in 0..50 {
+            let mut pf = NetPrefetch::start(&net_plan(), false).expect("helper started");
+            let pid = Pid::from_raw(pf.pid);
+            nix::sys::signal::kill(pid, nix::sys::signal::SIGSTOP).expect("stop the helper");
+            if pf.answer.load(Ordering::Acquire) != PENDING {
+                continue; // it ran first: this round proves nothing
+            }
+            assert!(pf.take().is_none(), "cancelled: no namespace");
+            nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
+            // SAFETY: a blocking wait for the helper, our own clone.
+            let r = unsafe { libc::waitpid(pf.pid, std::ptr::null_mut(), libc::__WCLONE) };
+            assert_eq!(r, pf.pid);
+            pf.reaped = true;
+            assert_eq!(
+                pf.answer.load(Ordering::Acquire),
+                CANCELLED,
+                "it did nothing"
+            );
+            return;
+        }
+        panic!("the helper always ran before it could be stopped");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
     let rootfs = opts.bundle.join(root_path.path());
     let ns = namespaces::plan(spec);
     // Made while we prepare the rest, off the clone's critical path.
-    let net_prefetch = namespaces::NetPrefetch::start(&ns, opts.rootless);
+    let mut net_prefetch = namespaces::NetPrefetch::start(&ns, opts.rootless);
     let mode = rootfs::choose_mode(spec, &rootfs)?;
     let linux = spec.linux().as_ref();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
@@ -199,7 +199,9 @@ pub fn create(opts: &CreateOptions, spec: &Spec) -> Result<Created> {
 
     // 4. Clone the child: it becomes the container process. Without a user
     // namespace it moves itself into its cgroups; with one, it may not.
-    let net_ns = net_prefetch.and_then(namespaces::NetPrefetch::take);
+    let net_ns = net_prefetch
+        .as_mut()
+        .and_then(namespaces::NetPrefetch::take);
     let clone_flags = match net_ns {
         Some(_) => ns.clone_flags & !(libc::CLONE_NEWNET as u64),
         None => ns.clone_flags,
