@@ -437,6 +437,48 @@ const MIB32: u64 = 33554432;
 
 // ------------------------------------------------------------ 1. memory
 
+/// berth started with a real-time policy (a unit with
+/// `CPUSchedulingPolicy=fifo`): where a v1 cpu hierarchy has real-time
+/// group scheduling (a `cpu.rt_runtime_us` file), a real-time task may join
+/// only a cgroup with an rt budget, and a new one has none; `run` fails in
+/// one line that names the tasks file and says so, and leaves nothing.
+/// Elsewhere it runs.
+#[test]
+fn a_real_time_berth_is_told_why_a_v1_cpu_cgroup_refuses_it() {
+    let env = Env::new();
+    let id = env.id("cg-rt");
+    let bundle = env.bundle.to_string_lossy().into_owned();
+    let plain = env.cmd();
+    let mut c = Command::new("chrt");
+    c.args(["-f", "1"])
+        .arg(plain.get_program())
+        .args(plain.get_args())
+        .args(["run", "-b", &bundle, &id, "true"]);
+    let out = bounded(c, env.tmp.path(), None, T);
+    let rt_groups = hierarchies().iter().any(|h| {
+        !h.v2 && h.opts.iter().any(|o| o == "cpu") && h.point.join("cpu.rt_runtime_us").exists()
+    });
+    if !rt_groups {
+        assert!(
+            out.status.success(),
+            "chrt -f 1 berth run: {}",
+            stderr(&out)
+        );
+        return;
+    }
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(
+        err.starts_with("berth: join the container's cgroup: write 0 to /sys/fs/cgroup/cpu")
+            && err.contains("/tasks (berth runs real-time")
+            && err.contains("cpu.rt_runtime_us budget"),
+        "{err}"
+    );
+    env.assert_gone(&id);
+    assert_no_cgroup_left(&id, &[]);
+}
+
 #[test]
 fn memory_limit_oom_kills_run_with_137() {
     let env = Env::with_config(|c| {

@@ -675,9 +675,23 @@ impl Cgroup {
 /// [`Cgroup::join_self`] through `tasks` files from [`Cgroup::open_tasks`].
 pub fn join_through(tasks: &[OwnedFd]) -> Result<()> {
     for f in tasks {
-        nix::unistd::write(f, b"0")
-            .map_err(std::io::Error::from)
-            .context("join the container's cgroup: write 0 to its tasks file")?;
+        let Err(e) = nix::unistd::write(f, b"0") else {
+            continue;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+        let file = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .map_or_else(|_| "its tasks file".into(), |p| p.display().to_string());
+        // SAFETY: asks for our own scheduling policy; no pointers.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        let why = if e == nix::errno::Errno::EINVAL
+            && (policy == libc::SCHED_FIFO || policy == libc::SCHED_RR)
+        {
+            " (berth runs real-time, and a real-time task joins a v1 cpu cgroup only with a cpu.rt_runtime_us budget)"
+        } else {
+            ""
+        };
+        return Err(std::io::Error::from(e))
+            .with_context(|| format!("join the container's cgroup: write 0 to {file}{why}"));
     }
     Ok(())
 }
