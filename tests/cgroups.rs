@@ -448,13 +448,7 @@ fn a_real_time_berth_is_told_why_a_v1_cpu_cgroup_refuses_it() {
     let env = Env::new();
     let id = env.id("cg-rt");
     let bundle = env.bundle.to_string_lossy().into_owned();
-    let plain = env.cmd();
-    let mut c = Command::new("chrt");
-    c.args(["-f", "1"])
-        .arg(plain.get_program())
-        .args(plain.get_args())
-        .args(["run", "-b", &bundle, &id, "true"]);
-    let out = bounded(c, env.tmp.path(), None, T);
+    let out = env.wrapped(&["chrt", "-f", "1"], &["run", "-b", &bundle, &id, "true"]);
     let rt_groups = hierarchies().iter().any(|h| {
         !h.v2 && h.opts.iter().any(|o| o == "cpu") && h.point.join("cpu.rt_runtime_us").exists()
     });
@@ -1404,17 +1398,20 @@ fn one_create_reads_mountinfo_once() {
     let env = Env::new();
     let id = env.id("mi");
     let log = env.tmp.path().join("strace-mi");
+    let log_arg = log.to_string_lossy().into_owned();
     let bundle = env.bundle.to_string_lossy().into_owned();
-    let mut c = Command::new("strace");
-    c.args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&log)
-        .arg(common::BERTH)
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--layer-root")
-        .arg(&env.layer_root)
-        .args(["run", "-b", &bundle, &id, "true"]);
-    let out = env.output_of(c.stdin(Stdio::null()));
+    let out = env.wrapped(
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,openat2",
+            "-o",
+            &log_arg,
+        ],
+        &["run", "-b", &bundle, &id, "true"],
+    );
     assert!(out.status.success(), "strace berth run: {}", stderr(&out));
     let text = fs::read_to_string(&log).expect("read the strace log");
     let reads: Vec<&str> = text

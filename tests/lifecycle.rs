@@ -195,17 +195,20 @@ fn the_network_namespace_is_made_beside_the_clone() {
     let env = Env::new();
     let id = env.id("netpf");
     let log = env.tmp.path().join("strace-net");
+    let log_arg = log.to_string_lossy().into_owned();
     let bundle = env.bundle.to_string_lossy().into_owned();
-    let mut c = std::process::Command::new("strace");
-    c.args(["-f", "-qq", "-e", "trace=clone,clone3,unshare,setns", "-o"])
-        .arg(&log)
-        .arg(common::BERTH)
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--layer-root")
-        .arg(&env.layer_root)
-        .args(["run", "-b", &bundle, &id, "true"]);
-    let out = env.output_of(c.stdin(std::process::Stdio::null()));
+    let out = env.wrapped(
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=clone,clone3,unshare,setns",
+            "-o",
+            &log_arg,
+        ],
+        &["run", "-b", &bundle, &id, "true"],
+    );
     assert!(out.status.success(), "strace berth run: {}", stderr(&out));
     let text = std::fs::read_to_string(&log).expect("read the strace log");
     let lines: Vec<&str> = text.lines().collect();
@@ -245,16 +248,19 @@ fn run_of_a_command_done_before_the_runtime_looks_reports_its_code() {
     let env = Env::new();
     let id = env.id("quick");
     let bundle = env.bundle.to_string_lossy().into_owned();
-    let mut c = std::process::Command::new("strace");
-    c.args(["-qq", "-o", "/dev/null", "-e", "trace=sendmsg"])
-        .args(["-e", "inject=sendmsg:delay_exit=300000"])
-        .arg(common::BERTH)
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--layer-root")
-        .arg(&env.layer_root)
-        .args(["run", "-b", &bundle, &id, "sh", "-c", "exit 7"]);
-    let out = env.output_of(c.stdin(std::process::Stdio::null()));
+    let out = env.wrapped(
+        &[
+            "strace",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=sendmsg",
+            "-e",
+            "inject=sendmsg:delay_exit=300000",
+        ],
+        &["run", "-b", &bundle, &id, "sh", "-c", "exit 7"],
+    );
     assert_eq!(out.status.code(), Some(7), "berth run: {}", stderr(&out));
     assert_eq!(stderr(&out), "", "berth run says nothing of its own");
 }

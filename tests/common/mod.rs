@@ -129,6 +129,19 @@ impl Env {
         out
     }
 
+    /// Run berth with `args` under `wrapper` (`strace …`, `chrt …`): the
+    /// wrapper's argv, then berth with this env's roots, then `args`.
+    pub fn wrapped(&self, wrapper: &[&str], args: &[&str]) -> Output {
+        let plain = self.cmd();
+        let mut c = Command::new(wrapper[0]);
+        c.args(&wrapper[1..])
+            .arg(plain.get_program())
+            .args(plain.get_args())
+            .args(args)
+            .stdin(Stdio::null());
+        self.output_of(&mut c)
+    }
+
     /// Run berth and assert success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.berth(args);

@@ -186,10 +186,8 @@ fn berth_runs_from_a_read_only_overlay_or_a_sealed_memfd() {
 /// for `args`: strace's lines, which start with the call's name.
 fn syscalls_of(env: &Env, args: &[&str]) -> Vec<String> {
     let log = env.tmp.path().join(format!("strace-{}", env.id("log")));
-    let mut c = Command::new("strace");
-    c.arg("-qq").arg("-o").arg(&log).arg(BERTH);
-    c.arg("--root").arg(&env.root).args(args);
-    let out = env.output_of(c.stdin(Stdio::null()));
+    let log_arg = log.to_string_lossy().into_owned();
+    let out = env.wrapped(&["strace", "-qq", "-o", &log_arg], args);
     assert!(
         out.status.success(),
         "strace berth {args:?}: {}",
