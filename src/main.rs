@@ -14,6 +14,7 @@
 mod cgroups;
 mod cli;
 mod commands;
+mod cpuid;
 mod hooks;
 mod logging;
 mod namespaces;

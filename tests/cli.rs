@@ -214,3 +214,73 @@ fn global_flags_go_before_the_subcommand_as_in_runc() {
         stderr(&out)
     );
 }
+
+/// glibc's start-up CPU probe (~90 CPUIDs on Intel, each a VM exit) is
+/// answered by berth's own handler where CPUID can be made to fault: a
+/// few faults, then CPUID works again and SIGSEGV is back at its default
+/// before `main` opens anything. Where it cannot, nothing faults.
+#[test]
+fn glibc_start_up_asks_the_cpu_only_a_few_times() {
+    let env = Env::new();
+    let log = env.tmp.path().join("strace-cpuid");
+    let log_arg = log.to_string_lossy().into_owned();
+    let out = env.wrapped(&["strace", "-qq", "-o", &log_arg], &["list"]);
+    assert!(out.status.success(), "strace berth list: {}", stderr(&out));
+    let text = std::fs::read_to_string(&log).expect("read the strace log");
+    let lines: Vec<&str> = text.lines().collect();
+    let faults = |from: usize, to: usize| {
+        lines[from..to]
+            .iter()
+            .filter(|l| l.starts_with("--- SIGSEGV"))
+            .count()
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("cpuinfo");
+    if !cpuinfo.split_whitespace().any(|w| w == "cpuid_fault") {
+        assert_eq!(faults(0, lines.len()), 0, "{text}");
+        return;
+    }
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(what) && l.ends_with("= 0"))
+            .unwrap_or_else(|| panic!("no {what} in:\n{text}"))
+    };
+    let on = at("arch_prctl(ARCH_SET_CPUID, 0)");
+    let off = at("arch_prctl(ARCH_SET_CPUID, 0x1)");
+    let default = at("rt_sigaction(SIGSEGV, {sa_handler=SIG_DFL");
+    let first_open = lines
+        .iter()
+        .position(|l| l.starts_with("openat("))
+        .unwrap_or(lines.len());
+    assert!(on < off && off < default && default < first_open, "{text}");
+    let n = faults(on, off);
+    assert!((1..=8).contains(&n), "{n} CPUIDs faulted:\n{text}");
+    assert_eq!(faults(off, lines.len()), 0, "{text}");
+}
+
+/// Started with SIGSEGV blocked, a fault would kill berth instead of
+/// reaching its handler: CPUID is then left alone, and berth works.
+#[test]
+fn a_berth_started_with_sigsegv_blocked_leaves_cpuid_alone() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut c = env.cmd();
+    c.arg("list");
+    // SAFETY: only changes the signal mask of the child before its exec.
+    unsafe {
+        c.pre_exec(|| {
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGSEGV);
+            sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)
+        });
+    }
+    let out = env.output_of(&mut c);
+    assert!(
+        out.status.success(),
+        "berth list: {:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("ID "), "{}", stdout(&out));
+}

@@ -67,9 +67,9 @@ const fn fail(step: &'static str, errno: i32) -> Failure {
 
 // ELF entry: keep the kernel's stack pointer (argc, argv, envp, auxv) and
 // rdx (the atexit pointer glibc's _start passes on), call pre_start with the
-// stack pointer on a 16-byte aligned stack, then enter glibc's _start with
-// both exactly as the kernel left them. pre_start only returns when it did
-// not exec.
+// stack pointer on a 16-byte aligned stack, then (when it did not exec)
+// cpuid::before_libc, then enter glibc's _start with both exactly as the
+// kernel left them.
 global_asm!(
     ".globl berth_entry",
     ".type berth_entry, @function",
@@ -79,11 +79,13 @@ global_asm!(
     "    mov rdi, rsp",
     "    and rsp, -16",
     "    call {pre_start}",
+    "    call {before_libc}",
     "    mov rsp, r12",
     "    mov rdx, r13",
     "    jmp _start",
     ".size berth_entry, . - berth_entry",
     pre_start = sym pre_start,
+    before_libc = sym crate::cpuid::before_libc,
 );
 
 /// Set by `pre_start` when it found this process already running sealed

@@ -1,0 +1,192 @@
+//! A short CPU probe for glibc's start-up.
+//!
+//! A static glibc program asks the CPU about itself before `main`: on an
+//! Intel CPU about 90 CPUIDs, nearly all of them for the cache topology it
+//! precomputes for `sysconf` and its `memcpy` thresholds (CPUID leaves 2
+//! and 4, walked once per cache parameter). In a VM every CPUID is a VM
+//! exit: 12.6 µs each on the bench machine, 1.1 ms of every berth start.
+//! berth needs none of that topology.
+//!
+//! So, from the ELF entry point (`exeseal::early`) to the first
+//! `.init_array` function, CPUID faults (`arch_prctl(ARCH_SET_CPUID, 0)`,
+//! where the CPU can) and a SIGSEGV handler answers for it: leaf 0 is the
+//! real vendor with 1 as the highest leaf, leaf 1 the real signature and
+//! feature bits (both read once, for real, before), every other leaf zero.
+//! That is what an older CPU of the same vendor reports; glibc then skips
+//! the topology walks (it asks leaves 2 and 4 only of a CPU that has them)
+//! and picks its string functions from the leaf-1 features, which are the
+//! machine's own. glibc bounds its non-temporal threshold when it knows no
+//! cache size (Debian's 2.36 has the minimum of 0x4040), so copies stay
+//! correct. Then `restore` makes CPUID work again and puts SIGSEGV back to
+//! its default, before Rust's runtime installs its stack-overflow handler;
+//! `execve` would re-enable CPUID anyway, so no container process ever
+//! runs with it faulting.
+//!
+//! Nothing changes where it cannot apply: no CPUID faulting (the
+//! `cpuid_fault` flag), SIGSEGV blocked (the kernel would then kill us at
+//! the first fault instead of calling the handler) or not at its default.
+//! A fault that is not a CPUID gets its default end: the handler restores
+//! the default action and the instruction faults again.
+//!
+//! Like `exeseal::early`, everything before `restore` runs before glibc's
+//! start-up: no relocated pointers, no TLS, no libc, raw system calls.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::sys::raw_syscall;
+
+const ARCH_SET_CPUID: usize = 0x1012;
+const SIGSEGV_BIT: u64 = 1 << (libc::SIGSEGV - 1);
+/// From <asm/signal.h>: the handler returns through `restorer`.
+const SA_RESTORER: u64 = 0x0400_0000;
+
+/// Leaves 0 and 1 as the CPU gave them: eax, ebx, ecx, edx.
+static LEAF0: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+static LEAF1: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+/// Whether CPUID faults now and the handler is ours.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The kernel's `struct sigaction` on x86_64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+// The return from the handler: rt_sigreturn, as glibc's __restore_rt.
+global_asm!(
+    ".globl berth_cpuid_restorer",
+    ".type berth_cpuid_restorer, @function",
+    "berth_cpuid_restorer:",
+    "    mov eax, 15",
+    "    syscall",
+    ".size berth_cpuid_restorer, . - berth_cpuid_restorer",
+);
+
+/// The restorer's address, taken relative to rip: the usual way, through
+/// the GOT, reads a slot not yet relocated.
+fn restorer() -> usize {
+    let at: usize;
+    // SAFETY: only computes an address.
+    unsafe {
+        core::arch::asm!("lea {0}, [rip + berth_cpuid_restorer]", out(reg) at, options(nomem, nostack, pure));
+    }
+    at
+}
+
+fn sys(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
+    // SAFETY: every caller here passes pointers to memory it owns, sized as
+    // the call expects.
+    unsafe { raw_syscall(nr, a) }
+}
+
+fn set_sigsegv(act: &KernelSigaction, old: Option<&mut KernelSigaction>) -> Result<usize, i32> {
+    let old = old.map_or(0, |o| o as *mut KernelSigaction as usize);
+    let act = act as *const KernelSigaction as usize;
+    sys(
+        libc::SYS_rt_sigaction,
+        [libc::SIGSEGV as usize, act, old, 8, 0],
+    )
+}
+
+const DEFAULT: KernelSigaction = KernelSigaction {
+    handler: 0, // SIG_DFL
+    flags: 0,
+    restorer: 0,
+    mask: 0,
+};
+
+/// From the ELF entry point, right before glibc's `_start`: make CPUID
+/// fault and answer it, where that can be done safely.
+pub extern "C" fn before_libc() {
+    let mut blocked: u64 = 0;
+    let mask = &mut blocked as *mut u64 as usize;
+    if sys(
+        libc::SYS_rt_sigprocmask,
+        [libc::SIG_BLOCK as usize, 0, mask, 8, 0],
+    )
+    .is_err()
+        || blocked & SIGSEGV_BIT != 0
+    {
+        return;
+    }
+    let (l0, l1) = (
+        core::arch::x86_64::__cpuid(0),
+        core::arch::x86_64::__cpuid(1),
+    );
+    if l0.eax < 1 {
+        return;
+    }
+    // One store each: a loop over arrays may become a memcpy, not yet
+    // resolved before glibc's start-up.
+    LEAF0[0].store(1, Ordering::Relaxed);
+    LEAF0[1].store(l0.ebx, Ordering::Relaxed);
+    LEAF0[2].store(l0.ecx, Ordering::Relaxed);
+    LEAF0[3].store(l0.edx, Ordering::Relaxed);
+    LEAF1[0].store(l1.eax, Ordering::Relaxed);
+    LEAF1[1].store(l1.ebx, Ordering::Relaxed);
+    LEAF1[2].store(l1.ecx, Ordering::Relaxed);
+    LEAF1[3].store(l1.edx, Ordering::Relaxed);
+    let ours = KernelSigaction {
+        handler: on_fault as *const () as usize,
+        flags: libc::SA_SIGINFO as u64 | SA_RESTORER,
+        restorer: restorer(),
+        mask: 0,
+    };
+    let mut old = DEFAULT;
+    if set_sigsegv(&ours, Some(&mut old)).is_err() {
+        return;
+    }
+    if old.handler != 0 {
+        let _ = set_sigsegv(&old, None);
+        return;
+    }
+    ACTIVE.store(true, Ordering::Release);
+    if sys(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0]).is_err() {
+        restore();
+    }
+}
+
+/// CPUID works again and SIGSEGV has its default action. The first
+/// `.init_array` function, after glibc's start-up and before Rust's.
+pub extern "C" fn restore() {
+    if ACTIVE.swap(false, Ordering::AcqRel) {
+        let _ = sys(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 1, 0, 0, 0]);
+        let _ = set_sigsegv(&DEFAULT, None);
+    }
+}
+
+#[used]
+#[link_section = ".init_array.00099"]
+static RESTORE: extern "C" fn() = restore;
+
+/// The SIGSEGV handler while CPUID faults: a CPUID is answered and
+/// stepped over; anything else is given back its default end.
+extern "C" fn on_fault(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes the interrupted context, which we own for
+    // the handler's length; rip points at the faulting instruction.
+    unsafe {
+        let gregs = &mut (*(ctx as *mut libc::ucontext_t)).uc_mcontext.gregs;
+        let rip = gregs[libc::REG_RIP as usize] as *const u8;
+        let is_cpuid =
+            core::ptr::read_volatile(rip) == 0x0f && core::ptr::read_volatile(rip.add(1)) == 0xa2;
+        if !(is_cpuid && ACTIVE.load(Ordering::Acquire)) {
+            restore();
+            return;
+        }
+        let leaf = match gregs[libc::REG_RAX as usize] as u32 {
+            0 => Some(&LEAF0),
+            1 => Some(&LEAF1),
+            _ => None,
+        };
+        let get = |i: usize| leaf.map_or(0, |l| l[i].load(Ordering::Relaxed)) as i64;
+        gregs[libc::REG_RAX as usize] = get(0);
+        gregs[libc::REG_RBX as usize] = get(1);
+        gregs[libc::REG_RCX as usize] = get(2);
+        gregs[libc::REG_RDX as usize] = get(3);
+        gregs[libc::REG_RIP as usize] += 2;
+    }
+}
