@@ -3,8 +3,7 @@
 //! `create`, `run` and `exec` re-execute themselves from a read-only view
 //! of the binary (see the parent module). Done from `main`, that costs a
 //! whole second start of a static glibc program (0.4-1.1 ms on the bench
-//! VMs: its CPU
-//! feature probe is 43-90 CPUIDs, each a VM exit, plus the
+//! VMs: its CPU feature probe is 43-90 CPUIDs, each a VM exit, plus the
 //! page faults of relocating and initialising) and `main`'s own start-up,
 //! all thrown away by the `execveat`. So the ELF entry point is
 //! `berth_entry` (`src/build.rs` links with `-e`): it looks at argv and the
