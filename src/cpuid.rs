@@ -15,9 +15,13 @@
 //! That is what an older CPU of the same vendor reports; glibc then skips
 //! the topology walks (it asks leaves 2 and 4 only of a CPU that has them)
 //! and picks its string functions from the leaf-1 features, which are the
-//! machine's own. glibc bounds its non-temporal threshold when it knows no
-//! cache size (Debian's 2.36 has the minimum of 0x4040), so copies stay
-//! correct. Then `restore` makes CPUID work again and puts SIGSEGV back to
+//! machine's own. Knowing no cache size, glibc clamps its non-temporal
+//! threshold to its minimum (0x4040), so large copies stay correct. That
+//! clamp (BZ #29953) is in glibc 2.37 and in the 2.36 of Debian 12, the
+//! build machines' (checked in their `libc.a`); a glibc without it would
+//! leave the threshold at 0, below what `memmove`'s large-copy loop
+//! assumes: berth must not be linked against one. Then `restore` makes
+//! CPUID work again and puts SIGSEGV back to
 //! its default, before Rust's runtime installs its stack-overflow handler;
 //! `execve` would re-enable CPUID anyway, so no container process ever
 //! runs with it faulting.
