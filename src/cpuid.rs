@@ -20,8 +20,8 @@
 //! clamp (BZ #29953) is in glibc 2.37 and in the 2.36 of Debian 12, the
 //! build machines' (checked in their `libc.a`); a glibc without it would
 //! leave the threshold at 0, below what `memmove`'s large-copy loop
-//! assumes: berth must not be linked against one. Then `restore` makes
-//! CPUID work again and puts SIGSEGV back to
+//! assumes, so `restore` applies the same minimum itself where it finds
+//! less. Then `restore` makes CPUID work again and puts SIGSEGV back to
 //! its default, before Rust's runtime installs its stack-overflow handler;
 //! `execve` would re-enable CPUID anyway, so no container process ever
 //! runs with it faulting.
@@ -50,6 +50,8 @@ static LEAF0: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
 static LEAF1: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
 /// Whether CPUID faults now and the handler is ours.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether glibc's start-up ran with the short probe (CPUID faulted).
+static SHORTENED: AtomicBool = AtomicBool::new(false);
 
 /// The kernel's `struct sigaction` on x86_64.
 #[repr(C)]
@@ -149,17 +151,45 @@ pub extern "C" fn before_libc() {
         return;
     }
     ACTIVE.store(true, Ordering::Release);
-    if sys(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0]).is_err() {
-        restore();
+    match sys(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0]) {
+        Ok(_) => SHORTENED.store(true, Ordering::Release),
+        Err(_) => undo(),
     }
 }
 
-/// CPUID works again and SIGSEGV has its default action. The first
-/// `.init_array` function, after glibc's start-up and before Rust's.
-pub extern "C" fn restore() {
+extern "C" {
+    /// glibc's size above which `memmove` uses non-temporal stores, set by
+    /// its start-up from the cache sizes (`cacheinfo.h`).
+    static mut __x86_shared_non_temporal_threshold: libc::c_long;
+}
+
+/// glibc's own lower bound for that threshold (BZ #29953).
+const NON_TEMPORAL_MINIMUM: libc::c_long = 0x4040;
+
+/// CPUID works again and SIGSEGV has its default action. System calls
+/// only: it may run before glibc's start-up (from `before_libc` or the
+/// handler), where nothing is relocated yet.
+fn undo() {
     if ACTIVE.swap(false, Ordering::AcqRel) {
         let _ = sys(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 1, 0, 0, 0]);
         let _ = set_sigsegv(&DEFAULT, None);
+    }
+}
+
+/// The first `.init_array` function, after glibc's start-up and before
+/// Rust's: [`undo`], and glibc's minimum on the threshold it computed
+/// without cache sizes, where the short probe ran.
+pub extern "C" fn restore() {
+    undo();
+    if SHORTENED.swap(false, Ordering::AcqRel) {
+        // SAFETY: glibc's variable, written only by its start-up, which is
+        // over (relocations applied); nothing else runs yet.
+        unsafe {
+            let threshold = &raw mut __x86_shared_non_temporal_threshold;
+            if *threshold < NON_TEMPORAL_MINIMUM {
+                *threshold = NON_TEMPORAL_MINIMUM;
+            }
+        }
     }
 }
 
@@ -178,7 +208,7 @@ extern "C" fn on_fault(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut
         let is_cpuid =
             core::ptr::read_volatile(rip) == 0x0f && core::ptr::read_volatile(rip.add(1)) == 0xa2;
         if !(is_cpuid && ACTIVE.load(Ordering::Acquire)) {
-            restore();
+            undo();
             return;
         }
         let leaf = match gregs[libc::REG_RAX as usize] as u32 {
@@ -192,5 +222,25 @@ extern "C" fn on_fault(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut
         gregs[libc::REG_RCX as usize] = get(2);
         gregs[libc::REG_RDX as usize] = get(3);
         gregs[libc::REG_RIP as usize] += 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variable `restore` bounds is glibc's own: this test binary (no
+    /// short probe: it keeps the default entry) has it computed from the
+    /// real cache sizes, at or above glibc's minimum; and `restore` is a
+    /// no-op when the probe was not shortened.
+    #[test]
+    fn the_threshold_is_glibcs_and_restore_without_the_probe_does_nothing() {
+        // SAFETY: a read of glibc's variable, set at start-up.
+        let before = unsafe { __x86_shared_non_temporal_threshold };
+        assert!(before >= NON_TEMPORAL_MINIMUM, "{before:#x}");
+        restore();
+        // SAFETY: as above.
+        assert_eq!(unsafe { __x86_shared_non_temporal_threshold }, before);
+        assert!(!ACTIVE.load(Ordering::Relaxed) && !SHORTENED.load(Ordering::Relaxed));
     }
 }

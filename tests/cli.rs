@@ -284,3 +284,34 @@ fn a_berth_started_with_sigsegv_blocked_leaves_cpuid_alone() {
     );
     assert!(stdout(&out).starts_with("ID "), "{}", stdout(&out));
 }
+
+/// Where CPUID cannot be made to fault (`arch_prctl(ARCH_SET_CPUID)`
+/// refused, as under qemu's TCG), berth undoes its handler before glibc has
+/// even started, and runs as usual. strace makes the first arch_prctl, the
+/// one that asks for the faulting, fail with ENODEV.
+#[test]
+fn without_cpuid_faulting_berth_starts_as_usual() {
+    let env = Env::new();
+    let out = env.wrapped(
+        &[
+            "timeout",
+            "20",
+            "strace",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=arch_prctl",
+            "-e",
+            "inject=arch_prctl:error=ENODEV:when=1",
+        ],
+        &["list"],
+    );
+    assert!(
+        out.status.success(),
+        "berth list: {:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("ID "), "{}", stdout(&out));
+}
