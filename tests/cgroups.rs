@@ -1397,23 +1397,7 @@ fn delete_after_exit_kills_a_process_moved_into_the_cgroup() {
 fn one_create_reads_mountinfo_once() {
     let env = Env::new();
     let id = env.id("mi");
-    let log = env.tmp.path().join("strace-mi");
-    let log_arg = log.to_string_lossy().into_owned();
-    let bundle = env.bundle.to_string_lossy().into_owned();
-    let out = env.wrapped(
-        &[
-            "strace",
-            "-f",
-            "-qq",
-            "-e",
-            "trace=open,openat,openat2",
-            "-o",
-            &log_arg,
-        ],
-        &["run", "-b", &bundle, &id, "true"],
-    );
-    assert!(out.status.success(), "strace berth run: {}", stderr(&out));
-    let text = fs::read_to_string(&log).expect("read the strace log");
+    let text = env.strace_run(&id, "open,openat,openat2");
     let reads: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("/mountinfo\""))

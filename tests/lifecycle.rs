@@ -194,23 +194,7 @@ fn namespaces_are_new_and_hostname_is_the_configs() {
 fn the_network_namespace_is_made_beside_the_clone() {
     let env = Env::new();
     let id = env.id("netpf");
-    let log = env.tmp.path().join("strace-net");
-    let log_arg = log.to_string_lossy().into_owned();
-    let bundle = env.bundle.to_string_lossy().into_owned();
-    let out = env.wrapped(
-        &[
-            "strace",
-            "-f",
-            "-qq",
-            "-e",
-            "trace=clone,clone3,unshare,setns",
-            "-o",
-            &log_arg,
-        ],
-        &["run", "-b", &bundle, &id, "true"],
-    );
-    assert!(out.status.success(), "strace berth run: {}", stderr(&out));
-    let text = std::fs::read_to_string(&log).expect("read the strace log");
+    let text = env.strace_run(&id, "clone,clone3,unshare,setns");
     let lines: Vec<&str> = text.lines().collect();
     let pid_of = |l: &str| l.split_whitespace().next().unwrap_or("").to_string();
     let made: Vec<&&str> = lines

@@ -142,6 +142,21 @@ impl Env {
         self.output_of(&mut c)
     }
 
+    /// `berth run -b <bundle> <id> true` under `strace -f -e trace=<calls>`,
+    /// which must succeed; the strace log.
+    pub fn strace_run(&self, id: &str, calls: &str) -> String {
+        let log = self.tmp.path().join(format!("strace-{id}"));
+        let log_arg = log.to_string_lossy().into_owned();
+        let trace = format!("trace={calls}");
+        let bundle = self.bundle.to_string_lossy().into_owned();
+        let out = self.wrapped(
+            &["strace", "-f", "-qq", "-e", &trace, "-o", &log_arg],
+            &["run", "-b", &bundle, id, "true"],
+        );
+        assert!(out.status.success(), "strace berth run: {}", stderr(&out));
+        std::fs::read_to_string(&log).expect("read the strace log")
+    }
+
     /// Run berth and assert success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.berth(args);
