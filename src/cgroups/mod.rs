@@ -485,7 +485,17 @@ impl Cgroup {
     /// afterwards finds the pid everywhere and writes nothing.
     pub fn join_self(&self) -> Result<()> {
         for node in distinct(self.v1.values()) {
-            write_file(&node.path, "tasks", "0").context("join the container's cgroup")?;
+            let path = node.path.join("tasks");
+            join_tasks(
+                || path.display().to_string(),
+                || {
+                    use std::io::Write;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .write(b"0")
+                },
+            )?;
         }
         Ok(())
     }
@@ -675,25 +685,43 @@ impl Cgroup {
 /// [`Cgroup::join_self`] through `tasks` files from [`Cgroup::open_tasks`].
 pub fn join_through(tasks: &[OwnedFd]) -> Result<()> {
     for f in tasks {
-        let Err(e) = nix::unistd::write(f, b"0") else {
-            continue;
-        };
-        let fd = std::os::fd::AsRawFd::as_raw_fd(f);
-        let file = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .map_or_else(|_| "its tasks file".into(), |p| p.display().to_string());
-        // SAFETY: asks for our own scheduling policy; no pointers.
-        let policy = unsafe { libc::sched_getscheduler(0) };
-        let why = if e == nix::errno::Errno::EINVAL
-            && (policy == libc::SCHED_FIFO || policy == libc::SCHED_RR)
-        {
-            " (berth runs real-time, and a real-time task joins a v1 cpu cgroup only with a cpu.rt_runtime_us budget)"
-        } else {
-            ""
-        };
-        return Err(std::io::Error::from(e))
-            .with_context(|| format!("join the container's cgroup: write 0 to {file}{why}"));
+        join_tasks(
+            || {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+                std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .map_or_else(|_| "its tasks file".into(), |p| p.display().to_string())
+            },
+            || nix::unistd::write(f, b"0").map_err(std::io::Error::from),
+        )?;
     }
     Ok(())
+}
+
+/// Join one v1 cgroup: `write` puts `0` in its `tasks` file (this thread
+/// only). Both ways in ([`Cgroup::join_self`], [`join_through`]) fail
+/// alike: naming the file (`file`, asked only then) and saying why when
+/// the kernel refuses a real-time task.
+fn join_tasks(
+    file: impl FnOnce() -> String,
+    write: impl FnOnce() -> std::io::Result<usize>,
+) -> Result<()> {
+    let Err(e) = write() else {
+        return Ok(());
+    };
+    // SAFETY: asks for our own scheduling policy; no pointers.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    let why = if e.raw_os_error() == Some(libc::EINVAL)
+        && (policy == libc::SCHED_FIFO || policy == libc::SCHED_RR)
+    {
+        " (berth runs real-time, and a real-time task joins a v1 cpu cgroup only with a cpu.rt_runtime_us budget)"
+    } else {
+        ""
+    };
+    Err(anyhow!(
+        "join the container's cgroup: write 0 to {}{why}: {}",
+        file(),
+        files::os_reason(&e)
+    ))
 }
 
 /// Whether `resources` asks for any limit. Device rules do not count: a
