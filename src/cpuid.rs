@@ -38,7 +38,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::sys::raw_syscall;
+use crate::security::exeseal::early::sys;
 
 const ARCH_SET_CPUID: usize = 0x1012;
 const SIGSEGV_BIT: u64 = 1 << (libc::SIGSEGV - 1);
@@ -81,12 +81,6 @@ fn restorer() -> usize {
         core::arch::asm!("lea {0}, [rip + berth_cpuid_restorer]", out(reg) at, options(nomem, nostack, pure));
     }
     at
-}
-
-fn sys(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
-    // SAFETY: every caller here passes pointers to memory it owns, sized as
-    // the call expects.
-    unsafe { raw_syscall(nr, a) }
 }
 
 fn set_sigsegv(act: &KernelSigaction, old: Option<&mut KernelSigaction>) -> Result<usize, i32> {

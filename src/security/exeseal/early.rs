@@ -447,11 +447,12 @@ fn size_and_mtime(dir: usize, path: *const u8, flags: i32) -> Result<(u64, i64, 
     Ok((st.stx_size, st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec))
 }
 
-/// A system call of this module's: its result, or the errno.
+/// A system call of code that runs before glibc (this module's and
+/// `cpuid`'s): its result, or the errno.
 #[inline(always)]
-fn sys(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
-    // SAFETY: every caller here passes pointers to memory it owns, sized as
-    // the call expects.
+pub(crate) fn sys(nr: libc::c_long, a: [usize; 5]) -> Result<usize, i32> {
+    // SAFETY: every caller (here and in `cpuid`) passes pointers to memory
+    // it owns, sized as the call expects.
     unsafe { raw_syscall(nr, a) }
 }
 
