@@ -616,16 +616,14 @@ mod tests {
         assert!(NetPrefetch::start(&net_plan(), true).is_none(), "rootless");
     }
 
-    /// A helper that has not run by the time the clone is due is cancelled:
-    /// `take` answers None at once (the clone makes the namespace), and the
-    /// helper, once it runs, leaves without touching anything. Stopped
-    /// right after its clone on our only CPU, it has not run yet (retried
-    /// when it had).
-    #[test]
-    fn a_prefetch_not_started_is_cancelled_and_does_nothing() {
+    /// A prefetch whose helper is stopped before it ran and already
+    /// cancelled (`take` answered None, as it would to the clone), or None
+    /// when not root. Stopped right after its clone on our only CPU, the
+    /// helper has not run yet; a round where it had is retried.
+    fn cancelled_before_it_ran() -> Option<(NetPrefetch, Pid)> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: needs root");
-            return;
+            return None;
         }
         // SAFETY: cpu sets of this thread, filled by the kernel or by us.
         unsafe {
@@ -647,19 +645,29 @@ mod tests {
                 continue;
             }
             assert!(pf.take().is_none(), "cancelled: no namespace");
-            nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
-            // SAFETY: a blocking wait for the helper, our own clone.
-            let r = unsafe { libc::waitpid(pf.pid, std::ptr::null_mut(), libc::__WCLONE) };
-            assert_eq!(r, pf.pid);
-            pf.reaped = true;
-            assert_eq!(
-                pf.answer.load(Ordering::Acquire),
-                CANCELLED,
-                "it did nothing"
-            );
-            return;
+            return Some((pf, pid));
         }
         panic!("the helper always ran before it could be stopped");
+    }
+
+    /// A helper that has not run by the time the clone is due is cancelled:
+    /// `take` answers None at once (the clone makes the namespace), and the
+    /// helper, once it runs, leaves without touching anything.
+    #[test]
+    fn a_prefetch_not_started_is_cancelled_and_does_nothing() {
+        let Some((mut pf, pid)) = cancelled_before_it_ran() else {
+            return;
+        };
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
+        // SAFETY: a blocking wait for the helper, our own clone.
+        let r = unsafe { libc::waitpid(pf.pid, std::ptr::null_mut(), libc::__WCLONE) };
+        assert_eq!(r, pf.pid);
+        pf.reaped = true;
+        assert_eq!(
+            pf.answer.load(Ordering::Acquire),
+            CANCELLED,
+            "it did nothing"
+        );
     }
 
     /// A cancelled helper that has not left yet when the prefetch is
@@ -667,40 +675,17 @@ mod tests {
     /// behind, and its stack is not freed under it.
     #[test]
     fn dropping_a_cancelled_prefetch_leaves_no_task_behind() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root");
+        let Some((pf, pid)) = cancelled_before_it_ran() else {
             return;
-        }
-        // SAFETY: cpu sets of this thread, filled by the kernel or by us.
-        unsafe {
-            let mut one: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut one);
-            assert_eq!(
-                libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one),
-                0
-            );
-        }
-        for _ in 0..50 {
-            let mut pf = NetPrefetch::start(&net_plan(), false).expect("helper started");
-            let pid = Pid::from_raw(pf.pid);
-            nix::sys::signal::kill(pid, nix::sys::signal::SIGSTOP).expect("stop the helper");
-            if pf.answer.load(Ordering::Acquire) != PENDING {
-                // As above: it ran first, and must go on to be reaped.
-                nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
-                continue;
-            }
-            assert!(pf.take().is_none(), "cancelled: no namespace");
-            let waker = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
-            });
-            drop(pf);
-            waker.join().expect("waker");
-            let proc_dir = format!("/proc/{pid}");
-            assert!(!Path::new(&proc_dir).exists(), "{proc_dir} left behind");
-            return;
-        }
-        panic!("the helper always ran before it could be stopped");
+        };
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            nix::sys::signal::kill(pid, nix::sys::signal::SIGCONT).expect("continue it");
+        });
+        drop(pf);
+        waker.join().expect("waker");
+        let proc_dir = format!("/proc/{pid}");
+        assert!(!Path::new(&proc_dir).exists(), "{proc_dir} left behind");
     }
 
     #[test]
