@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{stderr, Env};
+use common::{assert_no_process_mentions, stderr, Env};
 
 /// Run `berth <args>` and check it failed with one `berth: …` line
 /// containing `needle`; returns the exit code.
@@ -17,23 +17,13 @@ fn fails(env: &Env, args: &[&str], needle: &str) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-fn no_processes_mention(text: &str) {
-    let procs = std::fs::read_dir("/proc").expect("/proc");
-    for p in procs.flatten() {
-        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            assert!(!cmd.contains(text), "process left behind: {cmd}");
-        }
-    }
-}
-
 fn run_fails(env: &Env, id: &str, cmd: &[&str], needle: &str) -> i32 {
     let bundle = env.bundle.to_string_lossy().into_owned();
     let mut args = vec!["run", "-b", &bundle, id];
     args.extend_from_slice(cmd);
     let code = fails(env, &args, needle);
     env.assert_gone(id);
-    no_processes_mention(id);
+    assert_no_process_mentions(id);
     code
 }
 
@@ -209,7 +199,7 @@ fn unwritable_pid_file_fails_before_the_process_runs() {
     ];
     fails(&env, &args, "pid file");
     env.assert_gone(&id);
-    no_processes_mention(&id);
+    assert_no_process_mentions(&id);
     assert!(
         !marks.path().join("ran").exists(),
         "the container ran although create failed"

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{stderr, stdout, Env};
+use common::{assert_no_process_mentions, stderr, stdout, Env};
 
 #[test]
 fn kill_9_during_create_then_delete_force_leaves_nothing() {
@@ -35,14 +35,7 @@ fn kill_9_during_create_then_delete_force_leaves_nothing() {
         );
         env.assert_gone(&id);
         // The container's process died with its creator or with delete.
-        std::thread::sleep(Duration::from_millis(20));
-        let procs = std::fs::read_dir("/proc").expect("/proc");
-        for p in procs.flatten() {
-            if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                assert!(!cmd.contains(&id), "process left behind: {cmd}");
-            }
-        }
+        assert_no_process_mentions(&id);
     }
     // No hidden temp dirs remain either.
     if env.root.exists() {

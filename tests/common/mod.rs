@@ -245,6 +245,52 @@ impl Drop for Env {
 }
 
 /// Text of an output's stdout / stderr.
+/// Assert that no process's command line mentions `text` (a container
+/// id). One already dying (killed while a system call finishes in the
+/// kernel, e.g. a mount's RCU wait on a loaded host) gets up to two
+/// seconds to be gone; one still there then was left behind, and is
+/// reported with its state and where it waits.
+pub fn assert_no_process_mentions(text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let left = processes_mentioning(text);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process left behind: {}",
+            left.join("; ")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let procs = std::fs::read_dir("/proc").expect("/proc");
+    let mut found = Vec::new();
+    for p in procs.flatten() {
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if !cmd.contains(text) {
+            continue;
+        }
+        let status = std::fs::read_to_string(p.path().join("status")).unwrap_or_default();
+        let state = status
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or("State: ?");
+        let wchan = std::fs::read_to_string(p.path().join("wchan")).unwrap_or_default();
+        found.push(format!(
+            "{cmd}({}, {state}, wchan {wchan})",
+            p.path().display()
+        ));
+    }
+    found
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
