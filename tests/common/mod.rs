@@ -244,7 +244,6 @@ impl Drop for Env {
     }
 }
 
-/// Text of an output's stdout / stderr.
 /// Assert that no process's command line mentions `text` (a container
 /// id). One already dying (killed while a system call finishes in the
 /// kernel, e.g. a mount's RCU wait on a loaded host) gets up to two
@@ -291,6 +290,7 @@ fn processes_mentioning(text: &str) -> Vec<String> {
     found
 }
 
+/// Text of an output's stdout / stderr.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
