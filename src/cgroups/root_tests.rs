@@ -348,3 +348,82 @@ fn v2_core_lifecycle() {
     cg.0.destroy().unwrap();
     assert!(!dir.exists());
 }
+
+/// Removes the given cgroup directories (deepest first) on drop, after the
+/// containers' own (declare it before their guards).
+struct DirsGuard(Vec<PathBuf>);
+
+impl Drop for DirsGuard {
+    fn drop(&mut self) {
+        self.0
+            .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// A cpuset level that berth makes above the container's gets
+/// `cgroup.clone_children`, so the kernel fills the next container's cgroup
+/// at mkdir and `init_cpuset` writes nothing; a parent berth did not make
+/// keeps the flag it had.
+#[test]
+fn a_cpuset_parent_berth_made_fills_the_next_cgroups_at_mkdir() {
+    if !is_root() {
+        return;
+    }
+    let top = unique("csclone");
+    let plan = |id: &str, path: String| Cgroup::plan(id, Some(Path::new(&path)), false).unwrap();
+    let one = plan("one", format!("/{top}/mid/one"));
+    let Some(leaf) = one.v1.get("cpuset").map(|n| n.path.clone()) else {
+        return; // no v1 cpuset hierarchy here (the v2 VM)
+    };
+    let mid = leaf.parent().unwrap().to_path_buf();
+    let foreign = mid
+        .parent()
+        .unwrap()
+        .with_file_name(format!("{top}-foreign"));
+    let three = plan("three", format!("/{top}-foreign/three"));
+    // What berth makes above the containers, in every hierarchy.
+    let above = |cg: &Cgroup, levels: usize| -> Vec<PathBuf> {
+        cg.dirs()
+            .iter()
+            .flat_map(|d| d.ancestors().skip(1).take(levels).map(Path::to_path_buf))
+            .collect()
+    };
+    let _dirs = DirsGuard([above(&one, 2), above(&three, 1)].concat());
+    let one = CgroupGuard(one);
+    one.0.create(None).unwrap();
+    for dir in [&mid, &mid.parent().unwrap().to_path_buf()] {
+        assert_eq!(read(dir, "cgroup.clone_children"), "1", "{}", dir.display());
+    }
+    let cpus = read(&mid, "cpuset.cpus");
+    assert!(!cpus.is_empty());
+    assert_eq!(read(&leaf, "cpuset.cpus"), cpus);
+
+    // The next one is filled by the kernel, before init_cpuset looks.
+    let probe = mid.join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let filled = (read(&probe, "cpuset.cpus"), read(&probe, "cpuset.mems"));
+    std::fs::remove_dir(&probe).unwrap();
+    assert_eq!(filled, (cpus, read(&mid, "cpuset.mems")));
+    let two = CgroupGuard(plan("two", format!("/{top}/mid/two")));
+    two.0.create(None).unwrap();
+    assert_eq!(
+        read(&two.0.v1["cpuset"].path, "cpuset.cpus"),
+        read(&mid, "cpuset.cpus")
+    );
+
+    // A parent made and filled by someone else is left as it was.
+    std::fs::create_dir(&foreign).unwrap();
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        std::fs::write(foreign.join(f), read(foreign.parent().unwrap(), f)).unwrap();
+    }
+    let three = CgroupGuard(three);
+    three.0.create(None).unwrap();
+    assert_eq!(read(&foreign, "cgroup.clone_children"), "0");
+    assert_eq!(
+        read(&three.0.v1["cpuset"].path, "cpuset.cpus"),
+        read(&foreign, "cpuset.cpus")
+    );
+}
