@@ -302,7 +302,9 @@ pub fn init_cpuset(chain: &[PathBuf]) -> Result<()> {
         }
     }
     for dir in ours {
-        write_file(dir, "cgroup.clone_children", "1")?;
+        // Only a saving for the next container: without it, that one is
+        // filled by the writes above, as this one was.
+        let _ = write_file(dir, "cgroup.clone_children", "1");
     }
     Ok(())
 }
