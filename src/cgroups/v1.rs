@@ -258,52 +258,57 @@ pub fn write_one(dir: &Path, w: &Write) -> Result<()> {
 /// it until they are set: copy them down from the nearest ancestor, for each
 /// directory in `chain` (top-down, ending with the container's).
 ///
-/// A level above the container's that berth had to fill is one it made:
-/// it also gets `cgroup.clone_children`, so that the kernel fills every
-/// cgroup made under it at mkdir (as LXC has it). The next container's
-/// then costs two reads, instead of two writes that the kernel checks
-/// against every sibling cpuset and follows with a rebuild of the
-/// scheduler domains. A parent berth did not make is left as it is.
+/// A level above the container's that berth has to fill (one it made, or
+/// one left empty) also gets `cgroup.clone_children`, so that the kernel
+/// fills every cgroup made under it at mkdir (as LXC has it). The next
+/// container's then costs a read per file, instead of a write that the
+/// kernel checks against every sibling cpuset and follows with a rebuild
+/// of the scheduler domains. A filled parent is left as it is.
 pub fn init_cpuset(chain: &[PathBuf]) -> Result<()> {
-    const FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
-    let Some(leaf) = chain.last() else {
+    let Some((leaf, levels)) = chain.split_last() else {
         return Ok(());
     };
     let filled = |dir: &Path, file: &str| -> Result<Option<String>> {
         let v = read_file(dir, file)?.trim().to_string();
         Ok((!v.is_empty()).then_some(v))
     };
-    if filled(leaf, FILES[0])?.is_some() && filled(leaf, FILES[1])?.is_some() {
-        return Ok(()); // filled at mkdir
-    }
     let mut ours: Vec<&PathBuf> = Vec::new();
-    for file in FILES {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        // The container's first: filled at mkdir, nothing above is read.
+        if filled(leaf, file)?.is_some() {
+            continue;
+        }
         // The value of the level above, carried down the chain: each file
         // is read once per level, the parent of the first level only if
         // that one is empty.
         let mut above: Option<String> = None;
-        for dir in chain {
-            if let Some(own) = filled(dir, file)? {
-                above = Some(own);
-                continue;
-            }
-            let value = match above.take() {
+        let fill = |dir: &Path, above: Option<String>| -> Result<String> {
+            let value = match above {
                 Some(v) => v,
                 None => {
-                    let Some(parent) = dir.parent() else { continue };
+                    let parent = dir.parent().unwrap_or(dir);
                     read_file(parent, file)?.trim().to_string()
                 }
             };
             write_file(dir, file, &value)?;
-            if dir != leaf && !ours.contains(&dir) {
-                ours.push(dir);
-            }
-            above = Some(value);
+            Ok(value)
+        };
+        for dir in levels {
+            above = Some(match filled(dir, file)? {
+                Some(own) => own,
+                None => {
+                    if !ours.contains(&dir) {
+                        ours.push(dir);
+                    }
+                    fill(dir, above.take())?
+                }
+            });
         }
+        fill(leaf, above)?;
     }
     for dir in ours {
         // Only a saving for the next container: without it, that one is
-        // filled by the writes above, as this one was.
+        // filled by writes, as this one was.
         let _ = write_file(dir, "cgroup.clone_children", "1");
     }
     Ok(())
