@@ -490,9 +490,10 @@ impl NetPrefetch {
     /// Wait for the helper; its answer.
     fn reap(&mut self) -> i32 {
         if let Some(cpus) = self.cpus.take() {
-            if self.answer.load(Ordering::Acquire) == RUNNING {
-                // Not done yet (the other CPUs are busy): allowed back on
-                // ours, it runs there as soon as we block for it.
+            if matches!(self.answer.load(Ordering::Acquire), RUNNING | CANCELLED) {
+                // Not done yet, or cancelled and maybe not gone (the other
+                // CPUs are busy): allowed back on ours, it runs there as
+                // soon as we block for it.
                 // SAFETY: sets the affinity of our own helper from a set we own.
                 unsafe { libc::sched_setaffinity(self.pid, std::mem::size_of_val(&cpus), &cpus) };
             }
