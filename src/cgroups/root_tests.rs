@@ -349,16 +349,14 @@ fn v2_core_lifecycle() {
     assert!(!dir.exists());
 }
 
-/// Removes the given cgroup directories (deepest first) on drop, after the
-/// containers' own (declare it before their guards).
+/// Removes the given cgroup trees on drop (`files::remove_tree`), after
+/// the containers' own (declare it before their guards).
 struct DirsGuard(Vec<PathBuf>);
 
 impl Drop for DirsGuard {
     fn drop(&mut self) {
-        self.0
-            .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in &self.0 {
-            let _ = std::fs::remove_dir(d);
+            let _ = files::remove_tree(d);
         }
     }
 }
@@ -384,14 +382,14 @@ fn a_cpuset_parent_berth_made_fills_the_next_cgroups_at_mkdir() {
         .unwrap()
         .with_file_name(format!("{top}-foreign"));
     let three = plan("three", format!("/{top}-foreign/three"));
-    // What berth makes above the containers, in every hierarchy.
-    let above = |cg: &Cgroup, levels: usize| -> Vec<PathBuf> {
+    // The tops berth makes above the containers, in every hierarchy.
+    let top_of = |cg: &Cgroup, up: usize| -> Vec<PathBuf> {
         cg.dirs()
             .iter()
-            .flat_map(|d| d.ancestors().skip(1).take(levels).map(Path::to_path_buf))
+            .filter_map(|d| d.ancestors().nth(up).map(Path::to_path_buf))
             .collect()
     };
-    let _dirs = DirsGuard([above(&one, 2), above(&three, 1)].concat());
+    let _dirs = DirsGuard([top_of(&one, 2), top_of(&three, 1)].concat());
     let one = CgroupGuard(one);
     one.0.create(None).unwrap();
     for dir in [&mid, &mid.parent().unwrap().to_path_buf()] {
