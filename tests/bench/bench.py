@@ -32,6 +32,7 @@ Usage: bench.py --berth PATH --rootfs DIR [--readme README.md] [--quick]
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -282,6 +283,19 @@ def worker_lifecycle(p):
     return out
 
 
+@contextlib.contextmanager
+def removed_on_failure(rt, ids):
+    """Delete the containers `ids` if the block fails; a block that ran to
+    its end deleted them itself (a second delete of each would only cost
+    time, and inside the N=1000 budget)."""
+    try:
+        yield
+    except BaseException:
+        for cid in ids:
+            sh(rt + ["delete", "-f", cid], check=False)
+        raise
+
+
 def worker_scale(p):
     """100 running at once; list at 100 and 1000; create+delete per N."""
     rt, sleep_b, prefix = p["argv"], p["sleep_bundle"], p["prefix"]
@@ -293,7 +307,7 @@ def worker_scale(p):
 
     # 100 created and running at once.
     ids = [f"{prefix}-r{i}" for i in range(100)]
-    try:
+    with removed_on_failure(rt, ids):
         t = 0.0
         for cid in ids:
             t += timed(rt + ["create", "--bundle", sleep_b, cid])
@@ -301,9 +315,6 @@ def worker_scale(p):
         res["create_all100"] = t
         list_times(100)
         res["delete_all100"] = sum(timed(rt + ["delete", "-f", cid]) for cid in ids)
-    finally:
-        for cid in ids:
-            sh(rt + ["delete", "-f", cid], check=False)
     # create + delete cost per container as N grows (created, not started).
     # A batch of N=10 averages only 20 commands, so one batch swings with the
     # host's noise (0.6x-2.3x of the N=1000 figure between runs): small N
@@ -316,23 +327,14 @@ def worker_scale(p):
     for n in p["ns"]:
         per = []
         started = time.monotonic()
-        b = 0
-        while b < max(1, SCALE_OPS // (2 * n)) or (
-            n >= 1000
-            and len(per) < SCALE_BIG_BATCHES
-            and (time.monotonic() - started) / len(per) * (len(per) + 1) <= SCALE_BIG_BUDGET
-        ):
-            ids = [f"{prefix}-n{n}-{b}-{i}" for i in range(n)]
-            b += 1
-            try:
+        while another_batch(n, per, started):
+            ids = [f"{prefix}-n{n}-{len(per)}-{i}" for i in range(n)]
+            with removed_on_failure(rt, ids):
                 c = sum(timed(rt + ["create", "--bundle", sleep_b, cid]) for cid in ids)
-                if n >= 1000 and b == 1:
+                if n >= 1000 and not per:
                     list_times(n)
                 d = sum(timed(rt + ["delete", "-f", cid]) for cid in ids)
-                per.append((c + d) / n)
-            finally:
-                for cid in ids:
-                    sh(rt + ["delete", "-f", cid], check=False)
+            per.append((c + d) / n)
         res[f"per{n}"] = median(per)
         res[f"batches{n}"] = per
     return res
@@ -343,6 +345,18 @@ SCALE_OPS = 200
 # N=1000: at most this many batches, while all of them fit in the budget (s).
 SCALE_BIG_BATCHES = 3
 SCALE_BIG_BUDGET = 75
+
+
+def another_batch(n, per, started):
+    """Whether `scale` times one more batch of n: SCALE_OPS // (2 n) in all
+    (at least one), and for N=1000 up to SCALE_BIG_BATCHES while, at the
+    pace so far since `started`, they fit in SCALE_BIG_BUDGET seconds."""
+    if len(per) < max(1, SCALE_OPS // (2 * n)):
+        return True
+    if n < 1000 or len(per) >= SCALE_BIG_BATCHES:
+        return False
+    pace = (time.monotonic() - started) / len(per)
+    return pace * (len(per) + 1) <= SCALE_BIG_BUDGET
 
 
 def worker_rss(p):
